@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: installs every external part the tests need (Go modules,
+# npm and PyPI packages, Debian packages), starts the private servers, and runs
+# every check. Usage: scripts/test.sh   (CI=true makes missing parts fatal)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export ROOT
+# Scratch space for installed tools and private servers; kept between runs so
+# a second run is fast.
+export TG_CACHE="${TG_CACHE:-$HOME/.cache/twilioguard-test}"
+mkdir -p "$TG_CACHE"
+
+CLEANUP=()
+cleanup() { for ((i=${#CLEANUP[@]}-1; i>=0; i--)); do eval "${CLEANUP[i]}" || true; done; }
+trap cleanup EXIT
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# Setup: each file installs or starts one external part and exports what the
+# tests need to find it (for example TWILIOGUARD_TEST_POSTGRES_DSN).
+for f in scripts/setup.d/*.sh; do
+  [ -e "$f" ] || continue
+  step "setup: ${f##*/}"
+  # shellcheck source=/dev/null
+  source "$f"
+done
+
+# Checks: each file runs one group of tests; the Go suite is one of them.
+for f in scripts/check.d/*.sh; do
+  [ -e "$f" ] || continue
+  step "check: ${f##*/}"
+  bash "$f"
+done
+step "all checks passed"

@@ -1,0 +1,107 @@
+// Package store defines the account and credential types that every storage
+// backend keeps, and the errors they report.
+//
+// Backends live in subpackages (store/sqlite, store/postgres) and pass the
+// conformance suite in store/storetest. The interface a backend satisfies is
+// declared by its user (package server), not here.
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Errors reported by every backend. Callers test them with [errors.Is].
+var (
+	// ErrNotFound means no account has the SID or alias asked for.
+	ErrNotFound = errors.New("account not found")
+	// ErrVersionMismatch means an optimistic-concurrency check failed: the
+	// stored version is not the expected one.
+	ErrVersionMismatch = errors.New("account version mismatch")
+	// ErrAliasTaken means an alias is already used by another account.
+	ErrAliasTaken = errors.New("alias already used by another account")
+	// ErrUnavailable means the backend cannot be reached now; the caller may
+	// retry later.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Secret is a credential value. It never prints or logs its value: String,
+// GoString and LogValue all give "[redacted]".
+type Secret string
+
+// String returns "[redacted]".
+func (Secret) String() string { return "[redacted]" }
+
+// GoString returns "[redacted]".
+func (Secret) GoString() string { return "[redacted]" }
+
+// LogValue implements [slog.LogValuer] and returns "[redacted]".
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// Reveal returns the secret's value. Call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+// Fingerprint returns a short, non-reversible identifier of the secret (the
+// first 8 hex digits of its SHA-256), or "" for an empty secret. It lets
+// operators tell secrets apart without seeing them.
+func (s Secret) Fingerprint() string {
+	if s == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:4])
+}
+
+// Algorithm is a webhook signature algorithm a SharedKey may use.
+type Algorithm string
+
+// The algorithms Twilio signs webhooks with.
+const (
+	HMACSHA1   Algorithm = "HMAC_SHA1"
+	HMACSHA256 Algorithm = "HMAC_SHA256"
+)
+
+// SharedKey is a Twilio webhook SharedKey and the algorithms it may sign with.
+type SharedKey struct {
+	ID         string
+	Secret     Secret
+	Algorithms []Algorithm
+}
+
+// Account is a Twilio account (or subaccount) and its webhook secrets.
+type Account struct {
+	// SID is "AC" followed by 32 lowercase hexadecimal digits.
+	SID string
+	// Aliases are other unique names of the account.
+	Aliases      []string
+	FriendlyName string
+	// AuthToken is the primary auth token; never empty in a stored account.
+	AuthToken Secret
+	// PreviousAuthToken is accepted until PreviousExpireTime.
+	PreviousAuthToken  Secret
+	PreviousExpireTime time.Time
+	SharedKeys         []SharedKey
+	// CreateTime, UpdateTime and Version are set by the backend on Put.
+	CreateTime time.Time
+	UpdateTime time.Time
+	// Version starts at 1 and grows by one with every change.
+	Version int64
+}
+
+// Clone returns a deep copy of a.
+func (a *Account) Clone() *Account {
+	c := *a
+	c.Aliases = append([]string(nil), a.Aliases...)
+	c.SharedKeys = make([]SharedKey, len(a.SharedKeys))
+	for i, k := range a.SharedKeys {
+		k.Algorithms = append([]Algorithm(nil), k.Algorithms...)
+		c.SharedKeys[i] = k
+	}
+	if a.SharedKeys == nil {
+		c.SharedKeys = nil
+	}
+	return &c
+}
