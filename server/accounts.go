@@ -1,0 +1,344 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/store"
+)
+
+// Limits on account fields.
+const (
+	maxAliases       = 32
+	maxSharedKeys    = 16
+	maxSecretBytes   = 512
+	defaultPageSize  = 100
+	maxPageSize      = 1000
+	maxFriendlyBytes = 256
+)
+
+var (
+	sidPattern   = regexp.MustCompile(`^AC[0-9a-f]{32}$`)
+	aliasPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// PutAccount creates an account or replaces it. Secrets left empty on a
+// replace keep their stored values.
+func (s *Server) PutAccount(ctx context.Context, req *twilioguardv1.PutAccountRequest) (*twilioguardv1.PutAccountResponse, error) {
+	in := req.GetAccount()
+	if in == nil {
+		return nil, invalid("account is required")
+	}
+	if !sidPattern.MatchString(in.Sid) {
+		return nil, invalid("account.sid %q: must be AC followed by 32 lowercase hex digits", truncate(in.Sid, 40))
+	}
+	existing, err := s.cfg.Store.Get(ctx, in.Sid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		existing = nil
+	case err != nil:
+		return nil, s.storeError("read account", err)
+	}
+	if existing != nil && existing.SID != in.Sid {
+		// in.Sid matched another account's alias; that cannot be, since
+		// aliases never look like SIDs, but never overwrite the wrong row.
+		existing = nil
+	}
+	a, err := s.accountFromProto(in, existing)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if in.Version > 0 && existing == nil {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("account %s not found (version %d given)", in.Sid, in.Version))
+	}
+	stored, err := s.cfg.Store.Put(ctx, a, in.Version)
+	if err != nil {
+		return nil, s.storeError("store account", err)
+	}
+	s.cache.set(stored)
+	return &twilioguardv1.PutAccountResponse{Account: accountToProto(stored)}, nil
+}
+
+// GetAccount returns one account without its secrets.
+func (s *Server) GetAccount(ctx context.Context, req *twilioguardv1.GetAccountRequest) (*twilioguardv1.GetAccountResponse, error) {
+	a, err := s.get(ctx, req.Account)
+	if err != nil {
+		return nil, err
+	}
+	return &twilioguardv1.GetAccountResponse{Account: accountToProto(a)}, nil
+}
+
+// ListAccounts returns one page of accounts ordered by SID.
+func (s *Server) ListAccounts(ctx context.Context, req *twilioguardv1.ListAccountsRequest) (*twilioguardv1.ListAccountsResponse, error) {
+	size := int(req.PageSize)
+	switch {
+	case size < 0:
+		return nil, invalid("pageSize must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after := ""
+	if req.PageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(req.PageToken)
+		if err != nil || !sidPattern.Match(b) {
+			return nil, invalid("pageToken is not one returned by ListAccounts")
+		}
+		after = string(b)
+	}
+	list, err := s.cfg.Store.List(ctx, after, size+1)
+	if err != nil {
+		return nil, s.storeError("list accounts", err)
+	}
+	resp := &twilioguardv1.ListAccountsResponse{}
+	if len(list) > size {
+		list = list[:size]
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(list[size-1].SID))
+	}
+	for _, a := range list {
+		resp.Accounts = append(resp.Accounts, accountToProto(a))
+	}
+	return resp, nil
+}
+
+// DeleteAccount removes an account.
+func (s *Server) DeleteAccount(ctx context.Context, req *twilioguardv1.DeleteAccountRequest) (*twilioguardv1.DeleteAccountResponse, error) {
+	a, err := s.get(ctx, req.Account)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.Delete(ctx, a.SID, req.Version); err != nil {
+		return nil, s.storeError("delete account", err)
+	}
+	s.cache.remove(a.SID)
+	return &twilioguardv1.DeleteAccountResponse{}, nil
+}
+
+// RotateAuthToken makes new_auth_token primary and keeps the current token
+// as the previous one until now + grace.
+func (s *Server) RotateAuthToken(ctx context.Context, req *twilioguardv1.RotateAuthTokenRequest) (*twilioguardv1.RotateAuthTokenResponse, error) {
+	if err := checkSecret("newAuthToken", req.NewAuthToken); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	grace := s.cfg.DefaultGrace
+	if req.Grace != nil {
+		if err := req.Grace.CheckValid(); err != nil {
+			return nil, invalid("grace: %v", err)
+		}
+		grace = req.Grace.AsDuration()
+		if grace <= 0 {
+			return nil, invalid("grace must be positive (omit it for the default of %s)", s.cfg.DefaultGrace)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		a, err := s.get(ctx, req.Account)
+		if err != nil {
+			return nil, err
+		}
+		if a.AuthToken.Reveal() == req.NewAuthToken {
+			return nil, invalid("newAuthToken is already the account's auth token")
+		}
+		version := a.Version
+		a.PreviousAuthToken = a.AuthToken
+		a.PreviousExpireTime = s.cfg.Now().Add(grace).UTC()
+		a.AuthToken = store.Secret(req.NewAuthToken)
+		stored, err := s.cfg.Store.Put(ctx, a, version)
+		if errors.Is(err, store.ErrVersionMismatch) && attempt < 3 {
+			continue // changed concurrently: rotate the newer version
+		}
+		if err != nil {
+			return nil, s.storeError("rotate auth token", err)
+		}
+		s.cache.set(stored)
+		return &twilioguardv1.RotateAuthTokenResponse{Account: accountToProto(stored)}, nil
+	}
+}
+
+// get reads an account by SID or alias from the store.
+func (s *Server) get(ctx context.Context, key string) (*store.Account, error) {
+	if key == "" {
+		return nil, invalid("account is required (a SID or an alias)")
+	}
+	a, err := s.cfg.Store.Get(ctx, key)
+	if err != nil {
+		return nil, s.storeError("read account", err)
+	}
+	return a, nil
+}
+
+// storeError maps store errors to connect codes with messages that say what
+// to do, never including secrets.
+func (s *Server) storeError(op string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("account not found"))
+	case errors.Is(err, store.ErrVersionMismatch):
+		return connect.NewError(connect.CodeAborted, errors.New("account version mismatch: it changed since it was read; read it again and retry"))
+	case errors.Is(err, store.ErrAliasTaken):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("an alias is already used by another account"))
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("store unavailable", "op", op, "err", err)
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: the account store is unavailable; try again later", op))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	}
+	s.log.Error("store failure", "op", op, "err", err)
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("%s: internal store error", op))
+}
+
+func invalid(format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+}
+
+// accountFromProto validates in and merges it with the stored account:
+// empty secrets keep their stored values.
+func (s *Server) accountFromProto(in *twilioguardv1.Account, existing *store.Account) (*store.Account, error) {
+	a := &store.Account{SID: in.Sid, FriendlyName: in.FriendlyName}
+	if len(in.FriendlyName) > maxFriendlyBytes {
+		return nil, fmt.Errorf("account.friendlyName: longer than %d bytes", maxFriendlyBytes)
+	}
+	if len(in.Aliases) > maxAliases {
+		return nil, fmt.Errorf("account.aliases: more than %d", maxAliases)
+	}
+	seen := map[string]bool{}
+	for _, al := range in.Aliases {
+		if !aliasPattern.MatchString(al) || sidPattern.MatchString(al) {
+			return nil, fmt.Errorf("account.aliases: %q must be 1-64 letters, digits, '.', '_' or '-' and not look like a SID", truncate(al, 70))
+		}
+		if seen[al] {
+			return nil, fmt.Errorf("account.aliases: %q given twice", al)
+		}
+		seen[al] = true
+		a.Aliases = append(a.Aliases, al)
+	}
+
+	a.AuthToken = store.Secret(in.AuthToken)
+	if in.AuthToken == "" && existing != nil {
+		a.AuthToken = existing.AuthToken
+	}
+	if err := checkSecret("account.authToken", a.AuthToken.Reveal()); err != nil {
+		return nil, err
+	}
+
+	switch {
+	case in.PreviousAuthToken != "":
+		if err := checkSecret("account.previousAuthToken", in.PreviousAuthToken); err != nil {
+			return nil, err
+		}
+		if in.PreviousExpireTime == nil {
+			return nil, errors.New("account.previousExpireTime is required with previousAuthToken")
+		}
+		a.PreviousAuthToken = store.Secret(in.PreviousAuthToken)
+	case in.PreviousExpireTime != nil && existing != nil && existing.PreviousAuthToken != "":
+		a.PreviousAuthToken = existing.PreviousAuthToken
+	case in.PreviousExpireTime != nil:
+		return nil, errors.New("account.previousExpireTime given without previousAuthToken")
+	}
+	if in.PreviousExpireTime != nil {
+		if err := in.PreviousExpireTime.CheckValid(); err != nil {
+			return nil, fmt.Errorf("account.previousExpireTime: %w", err)
+		}
+		a.PreviousExpireTime = in.PreviousExpireTime.AsTime().UTC()
+	}
+
+	if len(in.SharedKeys) > maxSharedKeys {
+		return nil, fmt.Errorf("account.sharedKeys: more than %d", maxSharedKeys)
+	}
+	ids := map[string]bool{}
+	for i, k := range in.SharedKeys {
+		if !keyIDPattern.MatchString(k.Id) {
+			return nil, fmt.Errorf("account.sharedKeys[%d].id %q: must be 1-128 letters, digits, '.', '_' or '-'", i, truncate(k.Id, 40))
+		}
+		if ids[k.Id] || k.Id == credAuthToken || k.Id == credPreviousToken {
+			return nil, fmt.Errorf("account.sharedKeys[%d].id %q: duplicate or reserved", i, k.Id)
+		}
+		ids[k.Id] = true
+		sk := store.SharedKey{ID: k.Id, Secret: store.Secret(k.Secret)}
+		if k.Secret == "" && existing != nil {
+			for _, old := range existing.SharedKeys {
+				if old.ID == k.Id {
+					sk.Secret = old.Secret
+				}
+			}
+		}
+		if err := checkSecret(fmt.Sprintf("account.sharedKeys[%d].secret", i), sk.Secret.Reveal()); err != nil {
+			return nil, err
+		}
+		if len(k.Algorithms) == 0 {
+			sk.Algorithms = []store.Algorithm{store.HMACSHA256}
+		}
+		for _, alg := range k.Algorithms {
+			switch alg {
+			case twilioguardv1.Algorithm_HMAC_SHA1:
+				sk.Algorithms = append(sk.Algorithms, store.HMACSHA1)
+			case twilioguardv1.Algorithm_HMAC_SHA256:
+				sk.Algorithms = append(sk.Algorithms, store.HMACSHA256)
+			default:
+				return nil, fmt.Errorf("account.sharedKeys[%d].algorithms: %v is not HMAC_SHA1 or HMAC_SHA256", i, alg)
+			}
+		}
+		a.SharedKeys = append(a.SharedKeys, sk)
+	}
+	return a, nil
+}
+
+// checkSecret refuses empty, oversized and whitespace-carrying secrets. Its
+// message names the field, never the value.
+func checkSecret(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s is required and must not be empty", field)
+	}
+	if len(v) > maxSecretBytes {
+		return fmt.Errorf("%s: longer than %d bytes", field, maxSecretBytes)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%s: contains whitespace or a control character", field)
+		}
+	}
+	return nil
+}
+
+// accountToProto converts a stored account for a response: fingerprints,
+// never secrets.
+func accountToProto(a *store.Account) *twilioguardv1.Account {
+	out := &twilioguardv1.Account{
+		Sid:                          a.SID,
+		Aliases:                      a.Aliases,
+		FriendlyName:                 a.FriendlyName,
+		AuthTokenFingerprint:         a.AuthToken.Fingerprint(),
+		PreviousAuthTokenFingerprint: a.PreviousAuthToken.Fingerprint(),
+		Version:                      a.Version,
+	}
+	if !a.PreviousExpireTime.IsZero() && a.PreviousAuthToken != "" {
+		out.PreviousExpireTime = timestamppb.New(a.PreviousExpireTime)
+	}
+	if !a.CreateTime.IsZero() {
+		out.CreateTime = timestamppb.New(a.CreateTime)
+	}
+	if !a.UpdateTime.IsZero() {
+		out.UpdateTime = timestamppb.New(a.UpdateTime)
+	}
+	for _, k := range a.SharedKeys {
+		pk := &twilioguardv1.SharedKey{Id: k.ID, SecretFingerprint: k.Secret.Fingerprint()}
+		for _, alg := range k.Algorithms {
+			if alg == store.HMACSHA1 {
+				pk.Algorithms = append(pk.Algorithms, twilioguardv1.Algorithm_HMAC_SHA1)
+			} else {
+				pk.Algorithms = append(pk.Algorithms, twilioguardv1.Algorithm_HMAC_SHA256)
+			}
+		}
+		out.SharedKeys = append(out.SharedKeys, pk)
+	}
+	return out
+}
+

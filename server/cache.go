@@ -1,0 +1,136 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twilioguard/twilioguard/signature"
+	"github.com/twilioguard/twilioguard/store"
+)
+
+// credentials is the part of an account that verification needs, kept in
+// memory so that verifying never waits on the store.
+type credentials struct {
+	sid           string
+	authToken     string
+	previousToken string
+	previousUntil time.Time
+	sharedKeys    []sharedKey
+}
+
+type sharedKey struct {
+	id         string
+	secret     string
+	algorithms []signature.Algorithm
+}
+
+func newCredentials(a *store.Account) *credentials {
+	c := &credentials{
+		sid:           a.SID,
+		authToken:     a.AuthToken.Reveal(),
+		previousToken: a.PreviousAuthToken.Reveal(),
+		previousUntil: a.PreviousExpireTime,
+	}
+	if len(a.SharedKeys) > 0 {
+		c.sharedKeys = make([]sharedKey, len(a.SharedKeys))
+		for i, k := range a.SharedKeys {
+			sk := sharedKey{id: k.ID, secret: k.Secret.Reveal()}
+			for _, alg := range k.Algorithms {
+				sk.algorithms = append(sk.algorithms, algorithmFromStore(alg))
+			}
+			c.sharedKeys[i] = sk
+		}
+	}
+	return c
+}
+
+// cache maps SIDs and aliases to credentials. It is the only source the
+// verification path reads.
+type cache struct {
+	mu      sync.RWMutex
+	bySID   map[string]*credentials
+	aliases map[string]string   // alias -> SID
+	names   map[string][]string // SID -> its aliases
+	loaded  bool
+	synced  time.Time
+}
+
+func newCache() *cache {
+	return &cache{
+		bySID:   make(map[string]*credentials),
+		aliases: make(map[string]string),
+		names:   make(map[string][]string),
+	}
+}
+
+// lookup finds an account by SID or alias.
+func (c *cache) lookup(key string) (*credentials, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if cr, ok := c.bySID[key]; ok {
+		return cr, true
+	}
+	if sid, ok := c.aliases[key]; ok {
+		cr, ok := c.bySID[sid]
+		return cr, ok
+	}
+	return nil, false
+}
+
+// resolve returns the SID an account key (SID or alias) names, if known.
+func (c *cache) resolve(key string) (string, bool) {
+	cr, ok := c.lookup(key)
+	if !ok {
+		return "", false
+	}
+	return cr.sid, true
+}
+
+// set adds or replaces one account.
+func (c *cache) set(a *store.Account) {
+	cr := newCredentials(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(a.SID)
+	c.bySID[a.SID] = cr
+	if len(a.Aliases) > 0 {
+		c.names[a.SID] = append([]string(nil), a.Aliases...)
+		for _, al := range a.Aliases {
+			c.aliases[al] = a.SID
+		}
+	}
+}
+
+// remove drops one account.
+func (c *cache) remove(sid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(sid)
+}
+
+func (c *cache) removeLocked(sid string) {
+	for _, al := range c.names[sid] {
+		if c.aliases[al] == sid {
+			delete(c.aliases, al)
+		}
+	}
+	delete(c.names, sid)
+	delete(c.bySID, sid)
+}
+
+// replace swaps in a complete new set of accounts (a full resync).
+func (c *cache) replace(next *cache, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bySID, c.aliases, c.names = next.bySID, next.aliases, next.names
+	c.loaded = true
+	c.synced = now
+}
+
+// status reports whether a full load ever succeeded, when the last one
+// finished, and how many accounts are cached.
+func (c *cache) status() (loaded bool, synced time.Time, size int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.loaded, c.synced, len(c.bySID)
+}

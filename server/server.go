@@ -1,0 +1,337 @@
+// Package server implements twilioguard's VerifierService and AccountService:
+// webhook verification from an in-memory cache of account credentials, the
+// admin API over a [Store], admin authentication, health, readiness and
+// metrics.
+//
+// A bad signature is a verdict (valid=false with a reason), not an error.
+// Errors mean the server could not decide: InvalidArgument for malformed
+// input, Unavailable when no account data has been loaded.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
+	"github.com/twilioguard/twilioguard/store"
+)
+
+// Store is the account storage the server needs. store/sqlite and
+// store/postgres satisfy it.
+type Store interface {
+	Get(ctx context.Context, key string) (*store.Account, error)
+	List(ctx context.Context, afterSID string, limit int) ([]*store.Account, error)
+	Put(ctx context.Context, a *store.Account, expectedVersion int64) (*store.Account, error)
+	Delete(ctx context.Context, sid string, expectedVersion int64) error
+	All(ctx context.Context, fn func(*store.Account) error) error
+	Ping(ctx context.Context) error
+}
+
+// watcher is implemented by stores shared between replicas: Watch calls
+// changed(sid) for every account changed anywhere, and changed("") when
+// everything must be reloaded (after a reconnect). It blocks until ctx ends.
+type watcher interface {
+	Watch(ctx context.Context, changed func(sid string)) error
+}
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxParams      = 1000
+	DefaultMaxURLBytes    = 8 << 10
+	DefaultResyncInterval = time.Minute
+	DefaultGrace          = 24 * time.Hour
+)
+
+// Config configures a [Server]. Only Store and AdminToken are required.
+type Config struct {
+	// Store holds the accounts.
+	Store Store
+	// AdminToken is the bearer token AccountService calls must present.
+	AdminToken store.Secret
+	// Logger receives one decision line per verification and operational
+	// messages. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the server's metrics. Nil uses a private registry
+	// (still served on /metrics).
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics; it defaults to the registry behind
+	// Registerer when that is a *prometheus.Registry.
+	Gatherer prometheus.Gatherer
+	// MaxBodyBytes limits the raw body of a verification (default 1 MiB).
+	MaxBodyBytes int
+	// MaxParams limits the number of form fields (default 1000).
+	MaxParams int
+	// MaxURLBytes limits the URL length (default 8 KiB).
+	MaxURLBytes int
+	// ResyncInterval is how often the whole cache is reloaded from the store
+	// as a safety net (default 1 minute; negative disables it).
+	ResyncInterval time.Duration
+	// DefaultGrace is RotateAuthToken's grace window when none is given
+	// (default 24 h).
+	DefaultGrace time.Duration
+	// AccountLabel adds the account SID as a label to the verification
+	// counter. Leave it off with very many accounts.
+	AccountLabel bool
+	// ExtraServices are additional service names (for example Envoy's
+	// Authorization service) announced by gRPC reflection and health.
+	ExtraServices []string
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+// Server serves VerifierService and AccountService.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	cache   *cache
+	metrics *metrics
+	storeUp atomic.Bool
+}
+
+var (
+	_ twilioguardv1connect.VerifierServiceHandler = (*Server)(nil)
+	_ twilioguardv1connect.AccountServiceHandler  = (*Server)(nil)
+)
+
+// New returns a server for cfg. Call [Server.Run] to load and keep the
+// cache in sync before serving.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.AdminToken == "" {
+		return nil, errors.New("server: empty admin token")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxParams <= 0 {
+		cfg.MaxParams = DefaultMaxParams
+	}
+	if cfg.MaxURLBytes <= 0 {
+		cfg.MaxURLBytes = DefaultMaxURLBytes
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	if cfg.DefaultGrace <= 0 {
+		cfg.DefaultGrace = DefaultGrace
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer = reg
+		if cfg.Gatherer == nil {
+			cfg.Gatherer = reg
+		}
+	}
+	if cfg.Gatherer == nil {
+		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
+			cfg.Gatherer = g
+		} else {
+			cfg.Gatherer = prometheus.DefaultGatherer
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache()}
+	m, err := newMetrics(cfg.Registerer, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Load reads every account from the store into the cache. Serving before a
+// successful Load answers Unavailable.
+func (s *Server) Load(ctx context.Context) error {
+	next := newCache()
+	err := s.cfg.Store.All(ctx, func(a *store.Account) error {
+		next.set(a)
+		return nil
+	})
+	if err != nil {
+		s.storeUp.Store(false)
+		return fmt.Errorf("load accounts: %w", err)
+	}
+	s.storeUp.Store(true)
+	s.cache.replace(next, s.cfg.Now())
+	return nil
+}
+
+// Run keeps the cache in sync until ctx ends: it follows the store's change
+// notifications when it has them, reloads everything every ResyncInterval,
+// and checks the store's health. It returns nil when ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	if w, ok := s.cfg.Store.(watcher); ok {
+		go func() {
+			err := w.Watch(ctx, func(sid string) { s.refresh(ctx, sid) })
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("store watch ended", "err", err)
+			}
+		}()
+	}
+	resync := s.cfg.ResyncInterval
+	if resync < 0 {
+		resync = time.Hour * 24 * 365
+	}
+	reload := time.NewTicker(resync)
+	defer reload.Stop()
+	ping := time.NewTicker(2 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-reload.C:
+			if err := s.Load(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("cache resync failed; serving from cache", "err", err)
+			}
+		case <-ping.C:
+			s.checkStore(ctx)
+		}
+	}
+}
+
+func (s *Server) checkStore(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	err := s.cfg.Store.Ping(pctx)
+	was := s.storeUp.Swap(err == nil)
+	switch {
+	case err != nil && was:
+		s.log.Warn("store unreachable; verifying from cache", "err", err)
+	case err == nil && !was:
+		s.log.Info("store reachable again; reloading cache")
+		if err := s.Load(ctx); err != nil {
+			s.log.Warn("cache reload failed", "err", err)
+		}
+	}
+}
+
+// refresh reloads one account from the store into the cache, or the whole
+// cache when sid is empty.
+func (s *Server) refresh(ctx context.Context, sid string) {
+	if sid == "" {
+		if err := s.Load(ctx); err != nil {
+			s.log.Warn("cache reload failed", "err", err)
+		}
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	a, err := s.cfg.Store.Get(gctx, sid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.cache.remove(sid)
+	case err != nil:
+		s.log.Warn("cache refresh failed", "account_sid", sid, "err", err)
+	default:
+		s.cache.set(a)
+	}
+}
+
+// Routes registers every endpoint of the server on mux: the two Connect
+// services (Connect, gRPC and gRPC-Web), gRPC health and reflection,
+// GET /healthz, GET /readyz and GET /metrics.
+func (s *Server) Routes(mux *http.ServeMux) {
+	opts := []connect.HandlerOption{
+		connect.WithCompressMinBytes(1024),
+		connect.WithReadMaxBytes(2*s.cfg.MaxBodyBytes + 8*s.cfg.MaxURLBytes + 64<<10),
+	}
+	mux.Handle(twilioguardv1connect.NewVerifierServiceHandler(s, opts...))
+	adminOpts := append(opts, connect.WithInterceptors(adminAuth(s.cfg.AdminToken)))
+	mux.Handle(twilioguardv1connect.NewAccountServiceHandler(s, adminOpts...))
+
+	services := append([]string{
+		twilioguardv1connect.VerifierServiceName,
+		twilioguardv1connect.AccountServiceName,
+	}, s.cfg.ExtraServices...)
+	mux.Handle(grpchealth.NewHandler(healthChecker{s: s, services: services}))
+	reflector := grpcreflect.NewStaticReflector(services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+}
+
+// readyz answers 200 once the cache is loaded. While the store is down it
+// still answers 200 (verification goes on from the cache) but says
+// "degraded"; before the first load it answers 503.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	loaded, synced, size := s.cache.status()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch {
+	case !loaded:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: accounts not loaded (store unreachable)\n"))
+	case !s.storeUp.Load():
+		_, _ = fmt.Fprintf(w, "degraded: store unreachable; verifying from cache (%d accounts, last sync %s)\n",
+			size, synced.UTC().Format(time.RFC3339))
+	default:
+		_, _ = fmt.Fprintf(w, "ready: %d accounts\n", size)
+	}
+}
+
+// healthChecker reports SERVING once the cache is loaded.
+type healthChecker struct {
+	s        *Server
+	services []string
+}
+
+func (h healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && !contains(h.services, req.Service) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
+	}
+	if loaded, _, _ := h.s.cache.status(); !loaded {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// adminAuth refuses AccountService calls without the admin bearer token.
+func adminAuth(token store.Secret) connect.UnaryInterceptorFunc {
+	want := []byte(token.Reveal())
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			got, ok := strings.CutPrefix(req.Header().Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+				return nil, connect.NewError(connect.CodeUnauthenticated,
+					errors.New("admin calls need the header Authorization: Bearer <admin token>"))
+			}
+			return next(ctx, req)
+		}
+	}
+}

@@ -1,0 +1,337 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/signature"
+	"github.com/twilioguard/twilioguard/store"
+)
+
+// Credential names reported in VerifyWebhookResponse.credential.
+const (
+	credAuthToken     = "auth_token"
+	credPreviousToken = "previous_auth_token"
+)
+
+// maxSignatureBytes bounds the signature header; anything longer is
+// malformed whatever it contains (HMAC-SHA256 in base64 is 44 bytes).
+const maxSignatureBytes = 512
+
+// VerifyWebhook checks the signature of one webhook request against the
+// credentials of the account that claims to have sent it.
+func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
+	start := time.Now()
+	resp, err := s.verify(req)
+	elapsed := time.Since(start)
+	route := routeLabel(req.GetRoute())
+	if err != nil {
+		s.metrics.observe("error", connect.CodeOf(err).String(), "", route, "", elapsed)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "verification refused",
+			slog.String("route", route), slog.String("code", connect.CodeOf(err).String()),
+			slog.String("err", err.Error()), slog.Duration("latency", elapsed))
+		return nil, err
+	}
+	result, reason := "valid", "none"
+	if !resp.Valid {
+		result, reason = "invalid", resp.Reason.String()
+	}
+	s.metrics.observe(result, reason, resp.Credential, route, resp.AccountSid, elapsed)
+	attrs := []slog.Attr{
+		slog.String("account_sid", resp.AccountSid),
+		slog.Bool("valid", resp.Valid),
+		slog.String("reason", reason),
+		slog.String("credential", resp.Credential),
+		slog.String("route", route),
+		slog.Duration("latency", elapsed),
+	}
+	if resp.Hint != "" {
+		attrs = append(attrs, slog.String("hint", resp.Hint))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "webhook verification", attrs...)
+	return resp, nil
+}
+
+// verify decides one request. Errors are connect errors with code
+// InvalidArgument or Unavailable.
+func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
+	sreq, err := s.signatureRequest(req)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if loaded, _, _ := s.cache.status(); !loaded {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("accounts not loaded yet: the store is unreachable"))
+	}
+
+	resp := &twilioguardv1.VerifyWebhookResponse{}
+	acct, reason, hint := s.resolveAccount(req, sreq)
+	if acct != nil {
+		resp.AccountSid = acct.sid
+	}
+	if req.Signature == "" {
+		resp.Reason = twilioguardv1.Reason_MISSING_SIGNATURE
+		return resp, nil
+	}
+	if len(req.Signature) > maxSignatureBytes {
+		resp.Reason = twilioguardv1.Reason_MALFORMED_SIGNATURE
+		return resp, nil
+	}
+	if reason != twilioguardv1.Reason_REASON_UNSPECIFIED {
+		resp.Reason, resp.Hint = reason, hint
+		return resp, nil
+	}
+
+	creds, keyReason, err := s.credentials(acct, req.SignatureSettings)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	match, err := signature.Check(sreq, creds)
+	switch {
+	case err == nil:
+		c := creds[match.Credential]
+		resp.Valid = true
+		resp.Credential = c.Name
+		resp.MatchedUrl = match.URL
+		resp.Algorithm = algorithmToProto(c.Algorithm)
+		return resp, nil
+	case errors.Is(err, signature.ErrMalformedRequest):
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	case keyReason != twilioguardv1.Reason_REASON_UNSPECIFIED &&
+		(errors.Is(err, signature.ErrMismatch) || errors.Is(err, signature.ErrMalformedSignature)):
+		resp.Reason = keyReason
+	case errors.Is(err, signature.ErrMissingSignature):
+		resp.Reason = twilioguardv1.Reason_MISSING_SIGNATURE
+	case errors.Is(err, signature.ErrMalformedSignature):
+		resp.Reason = twilioguardv1.Reason_MALFORMED_SIGNATURE
+	case errors.Is(err, signature.ErrMissingBodyHash):
+		resp.Reason = twilioguardv1.Reason_MISSING_BODY_HASH
+	case errors.Is(err, signature.ErrBodyHashMismatch):
+		resp.Reason = twilioguardv1.Reason_BODY_HASH_MISMATCH
+	case errors.Is(err, signature.ErrAlgorithmNotAllowed):
+		resp.Reason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
+	default: // ErrMismatch, ErrNoCredentials
+		resp.Reason = twilioguardv1.Reason_SIGNATURE_MISMATCH
+		resp.Hint = signature.Diagnose(sreq, creds)
+	}
+	return resp, nil
+}
+
+// signatureRequest validates the request's shape and limits and turns it
+// into the signature package's form. Its errors are meant for the caller.
+func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*signature.Request, error) {
+	if err := s.checkURL(req.Url); err != nil {
+		return nil, err
+	}
+	sreq := &signature.Request{URL: req.Url, Signature: req.Signature}
+	bodyMode := len(req.Body) > 0 || req.ContentType != ""
+	if bodyMode && len(req.Params) > 0 {
+		return nil, errors.New("give either params or body, not both")
+	}
+	if !bodyMode {
+		if len(req.Params) > s.cfg.MaxParams {
+			return nil, fmt.Errorf("too many params: %d (at most %d)", len(req.Params), s.cfg.MaxParams)
+		}
+		if len(req.Params) > 0 {
+			sreq.Params = make(url.Values, len(req.Params))
+			for _, p := range req.Params {
+				sreq.Params[p.Key] = append(sreq.Params[p.Key], p.Value)
+			}
+		}
+		return sreq, nil
+	}
+	if len(req.Body) > s.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("body too large: %d bytes (at most %d)", len(req.Body), s.cfg.MaxBodyBytes)
+	}
+	if req.ContentType == "" {
+		return nil, errors.New("contentType is required with body (the request's Content-Type header)")
+	}
+	mediaType, _, err := mime.ParseMediaType(req.ContentType)
+	if err != nil {
+		return nil, fmt.Errorf("contentType %q: %w", truncate(req.ContentType, 100), err)
+	}
+	if mediaType != "application/x-www-form-urlencoded" {
+		sreq.Body, sreq.ContentType, sreq.HasBody = req.Body, req.ContentType, true
+		return sreq, nil
+	}
+	if n := bytes.Count(req.Body, []byte("&")) + 1; n > s.cfg.MaxParams {
+		return nil, fmt.Errorf("too many form fields in body: %d (at most %d)", n, s.cfg.MaxParams)
+	}
+	params, err := signature.ParseForm(req.Body)
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	sreq.Params = params
+	return sreq, nil
+}
+
+func (s *Server) checkURL(raw string) error {
+	switch {
+	case raw == "":
+		return errors.New("url is required: the full URL Twilio requested")
+	case len(raw) > s.cfg.MaxURLBytes:
+		return fmt.Errorf("url too long: %d bytes (at most %d)", len(raw), s.cfg.MaxURLBytes)
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (!strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https")) {
+		return fmt.Errorf("url %q: must start with http:// or https://", truncate(raw, 100))
+	}
+	if rest == "" || rest[0] == '/' || rest[0] == '?' {
+		return fmt.Errorf("url %q: no host", truncate(raw, 100))
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c < 0x21 || c == 0x7f {
+			return fmt.Errorf("url %q: control character or space at byte %d", truncate(raw, 100), i)
+		}
+	}
+	return nil
+}
+
+// resolveAccount finds the account a request names: the account field,
+// else the AccountSid field of the params, the query or a JSON body, else
+// the only allowed account. It also enforces allowedAccounts.
+func (s *Server) resolveAccount(req *twilioguardv1.VerifyWebhookRequest, sreq *signature.Request) (*credentials, twilioguardv1.Reason, string) {
+	key := req.Account
+	if key == "" {
+		key = claimedAccountSid(sreq)
+	}
+	if key == "" && len(req.AllowedAccounts) == 1 {
+		key = req.AllowedAccounts[0]
+	}
+	if key == "" {
+		return nil, twilioguardv1.Reason_UNKNOWN_ACCOUNT,
+			"no account named: set account or allowedAccounts, or send the AccountSid field"
+	}
+	acct, ok := s.cache.lookup(key)
+	if !ok {
+		return nil, twilioguardv1.Reason_UNKNOWN_ACCOUNT, ""
+	}
+	if len(req.AllowedAccounts) > 0 {
+		allowed := false
+		for _, a := range req.AllowedAccounts {
+			if sid, ok := s.cache.resolve(a); ok && sid == acct.sid {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return acct, twilioguardv1.Reason_ACCOUNT_NOT_ALLOWED, ""
+		}
+	}
+	return acct, twilioguardv1.Reason_REASON_UNSPECIFIED, ""
+}
+
+// claimedAccountSid returns the AccountSid the request carries, if any. The
+// value is not trusted: it only selects which credentials to try.
+func claimedAccountSid(r *signature.Request) string {
+	if v := r.Params["AccountSid"]; len(v) > 0 {
+		return v[0]
+	}
+	if _, query, ok := strings.Cut(r.URL, "?"); ok {
+		query, _, _ = strings.Cut(query, "#")
+		for part := range strings.SplitSeq(query, "&") {
+			if v, ok := strings.CutPrefix(part, "AccountSid="); ok {
+				if u, err := url.QueryUnescape(v); err == nil {
+					return u
+				}
+			}
+		}
+	}
+	if r.HasBody && len(r.Body) > 0 && r.Body[0] == '{' {
+		var doc struct {
+			AccountSid      string `json:"AccountSid"`
+			AccountSidSnake string `json:"account_sid"`
+		}
+		if json.Unmarshal(r.Body, &doc) == nil {
+			if doc.AccountSid != "" {
+				return doc.AccountSid
+			}
+			return doc.AccountSidSnake
+		}
+	}
+	return ""
+}
+
+// credentials lists the secrets to try, in order: the SharedKey named by the
+// settings header (when the account has it and allows the algorithm), the
+// auth token, and the previous auth token while it is unexpired. keyReason
+// says why a named SharedKey could not be used.
+func (s *Server) credentials(acct *credentials, settings string) ([]signature.Credential, twilioguardv1.Reason, error) {
+	creds := make([]signature.Credential, 0, 3)
+	keyReason := twilioguardv1.Reason_REASON_UNSPECIFIED
+	if settings != "" {
+		st, err := signature.ParseSettings(settings)
+		if err != nil {
+			return nil, keyReason, fmt.Errorf("signatureSettings: %w", err)
+		}
+		keyReason = twilioguardv1.Reason_UNKNOWN_SHARED_KEY
+		for _, k := range acct.sharedKeys {
+			if k.id != st.KeyID {
+				continue
+			}
+			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
+			for _, alg := range k.algorithms {
+				if alg == st.Algorithm {
+					keyReason = twilioguardv1.Reason_REASON_UNSPECIFIED
+					creds = append(creds, signature.Credential{Name: k.id, Secret: k.secret, Algorithm: alg})
+				}
+			}
+		}
+	}
+	creds = append(creds, signature.Credential{Name: credAuthToken, Secret: acct.authToken, Algorithm: signature.HMACSHA1})
+	if acct.previousToken != "" && s.cfg.Now().Before(acct.previousUntil) {
+		creds = append(creds, signature.Credential{Name: credPreviousToken, Secret: acct.previousToken, Algorithm: signature.HMACSHA1})
+	}
+	return creds, keyReason, nil
+}
+
+func algorithmFromStore(a store.Algorithm) signature.Algorithm {
+	if a == store.HMACSHA1 {
+		return signature.HMACSHA1
+	}
+	return signature.HMACSHA256
+}
+
+func algorithmToProto(a signature.Algorithm) twilioguardv1.Algorithm {
+	switch a {
+	case signature.HMACSHA1:
+		return twilioguardv1.Algorithm_HMAC_SHA1
+	case signature.HMACSHA256:
+		return twilioguardv1.Algorithm_HMAC_SHA256
+	}
+	return twilioguardv1.Algorithm_ALGORITHM_UNSPECIFIED
+}
+
+// routeLabel keeps caller-chosen route names safe as metric labels.
+func routeLabel(r string) string {
+	if r == "" {
+		return "default"
+	}
+	if len(r) > 64 {
+		return "other"
+	}
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/') {
+			return "other"
+		}
+	}
+	return r
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
