@@ -1,0 +1,262 @@
+package signature
+
+import (
+	"crypto/sha1" //nolint:gosec // Twilio signs with HMAC-SHA1.
+	"crypto/sha256"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Sizes of the stack buffers that keep a typical verification free of heap
+// allocations. Larger requests fall back to the heap.
+const (
+	blockSize   = 64   // HMAC block size of SHA-1 and SHA-256
+	stackBytes  = 4096 // signed string plus room for a URL variant and a pad
+	stackPairs  = 64   // form parameters
+	stackKeys   = 4    // credentials
+	maxVariants = 6    // see urlParts.variants
+)
+
+// kv is one form parameter. pre holds the first 8 bytes of the key, big
+// endian and zero padded, so most comparisons are one integer comparison.
+type kv struct {
+	k, v string
+	pre  uint64
+}
+
+// newKV returns the parameter k=v.
+func newKV(k, v string) kv {
+	var pre uint64
+	for i := range 8 {
+		pre <<= 8
+		if i < len(k) {
+			pre |= uint64(k[i])
+		}
+	}
+	return kv{k: k, v: v, pre: pre}
+}
+
+// scratch is the working memory of one verification. It is meant to live on
+// the caller's stack.
+type scratch struct {
+	pairs    [stackPairs]kv
+	keyList  [stackKeys]key
+	variants [maxVariants]variant
+	buf      [stackBytes]byte
+}
+
+// collect returns the parameters of params sorted by key, then value, with
+// duplicate (key, value) pairs removed: the order Twilio signs them in.
+func (s *scratch) collect(params url.Values) []kv {
+	pairs := s.pairs[:0]
+	for k, vs := range params {
+		for _, v := range vs {
+			pairs = append(pairs, newKV(k, v))
+		}
+	}
+	return sortPairs(pairs)
+}
+
+// less orders parameters by key, then by value, both in byte order (which
+// for UTF-8 is code-point order).
+func less(a, b *kv) bool {
+	if a.pre != b.pre {
+		return a.pre < b.pre // the keys differ in their first 8 bytes
+	}
+	if a.k != b.k {
+		return a.k < b.k
+	}
+	return a.v < b.v
+}
+
+// sortPairs sorts pairs in place, removes duplicate pairs and returns the
+// shortened slice.
+func sortPairs(pairs []kv) []kv {
+	if len(pairs) <= 64 {
+		// Insertion sort: no indirect calls, fast for webhook-sized inputs.
+		for i := 1; i < len(pairs); i++ {
+			x := pairs[i]
+			j := i
+			for ; j > 0 && less(&x, &pairs[j-1]); j-- {
+				pairs[j] = pairs[j-1]
+			}
+			pairs[j] = x
+		}
+	} else {
+		slices.SortFunc(pairs, func(a, b kv) int {
+			if c := strings.Compare(a.k, b.k); c != 0 {
+				return c
+			}
+			return strings.Compare(a.v, b.v)
+		})
+	}
+	return slices.CompactFunc(pairs, func(a, b kv) bool { return a.k == b.k && a.v == b.v })
+}
+
+// message is the signed string minus its URL: the parameters, at buf[p:],
+// with room before them for an HMAC pad and any URL variant.
+type message struct {
+	buf []byte
+	p   int
+}
+
+// message lays out pairs for URLs of up to maxURL bytes.
+func (s *scratch) message(pairs []kv, maxURL int) message {
+	n := 0
+	for _, e := range pairs {
+		n += len(e.k) + len(e.v)
+	}
+	p := blockSize + maxURL
+	var buf []byte
+	if p+n <= len(s.buf) {
+		buf = s.buf[:p+n]
+	} else {
+		buf = make([]byte, p+n)
+	}
+	off := p
+	for _, e := range pairs {
+		off += copy(buf[off:], e.k)
+		off += copy(buf[off:], e.v)
+	}
+	return message{buf: buf, p: p}
+}
+
+// sum returns the HMAC of v followed by the message under k, and its length.
+// v must not be longer than the maxURL the message was laid out for.
+func (m *message) sum(k *key, v variant) (mac [32]byte, n int) {
+	start := m.p - v.len() - blockSize
+	copy(m.buf[start:], k.ipad[:])
+	v.write(m.buf[start+blockSize : m.p])
+	data := m.buf[start:]
+	var outer [blockSize + 32]byte
+	copy(outer[:], k.opad[:])
+	if k.alg == HMACSHA256 {
+		inner := sha256.Sum256(data)
+		copy(outer[blockSize:], inner[:])
+		mac = sha256.Sum256(outer[:blockSize+sha256.Size])
+		return mac, sha256.Size
+	}
+	inner := sha1.Sum(data) //nolint:gosec // Twilio signs with HMAC-SHA1.
+	copy(outer[blockSize:], inner[:])
+	sum := sha1.Sum(outer[:blockSize+sha1.Size]) //nolint:gosec // as above
+	copy(mac[:], sum[:])
+	return mac, sha1.Size
+}
+
+// key is a credential prepared for HMAC: its inner and outer pads.
+type key struct {
+	ipad, opad [blockSize]byte
+	alg        Algorithm
+	macLen     int
+	index      int // position in the caller's credential list
+}
+
+// init prepares k for alg (zero meaning HMACSHA1) and secret.
+func (k *key) init(alg Algorithm, secret string) {
+	if alg == 0 {
+		alg = HMACSHA1
+	}
+	k.alg = alg
+	k.macLen = alg.macLen()
+	var kb [blockSize]byte
+	switch {
+	case len(secret) <= blockSize:
+		copy(kb[:], secret)
+	case alg == HMACSHA256:
+		h := sha256.Sum256([]byte(secret))
+		copy(kb[:], h[:])
+	default:
+		h := sha1.Sum([]byte(secret)) //nolint:gosec // HMAC-SHA1 key reduction.
+		copy(kb[:], h[:])
+	}
+	for i, b := range kb {
+		k.ipad[i] = b ^ 0x36
+		k.opad[i] = b ^ 0x5c
+	}
+}
+
+// keySet is the usable credentials of a call.
+type keySet struct {
+	list         []key
+	n            int
+	sha1, sha256 bool // some credential uses the algorithm
+}
+
+// keys prepares every credential that can verify something: a non-empty
+// secret and a known algorithm.
+func (s *scratch) keys(creds []Credential) keySet {
+	ks := keySet{list: s.keyList[:0]}
+	for i := range creds {
+		c := &creds[i]
+		if c.Secret == "" || c.Algorithm.macLen() == 0 {
+			continue
+		}
+		ks.list = append(ks.list, key{})
+		k := &ks.list[len(ks.list)-1]
+		k.init(c.Algorithm, c.Secret)
+		k.index = i
+		if k.macLen == sha256.Size {
+			ks.sha256 = true
+		} else {
+			ks.sha1 = true
+		}
+	}
+	ks.n = len(ks.list)
+	return ks
+}
+
+// decodeMap maps a standard base64 character to its value, 0xff otherwise.
+var decodeMap = func() (m [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range m {
+		m[i] = 0xff
+	}
+	for i := range len(alphabet) {
+		m[alphabet[i]] = byte(i)
+	}
+	return m
+}()
+
+// decodeSignature decodes sig into dst when it is exactly the standard,
+// padded, canonical base64 of a 20-byte (HMAC-SHA1) or 32-byte (HMAC-SHA256)
+// MAC, and returns the MAC's length.
+func decodeSignature(sig string, dst *[32]byte) (int, bool) {
+	var n int
+	switch len(sig) {
+	case 28:
+		n = 20
+	case 44:
+		n = 32
+	default:
+		return 0, false
+	}
+	// n = 3*groups + 2: whole 4-character groups, then 3 characters and '='.
+	groups := n / 3
+	var bad byte
+	for g := range groups {
+		a, b, c, d := decodeMap[sig[4*g]], decodeMap[sig[4*g+1]], decodeMap[sig[4*g+2]], decodeMap[sig[4*g+3]]
+		bad |= a | b | c | d
+		dst[3*g] = a<<2 | b>>4
+		dst[3*g+1] = b<<4 | c>>2
+		dst[3*g+2] = c<<6 | d
+	}
+	t := sig[4*groups:]
+	a, b, c := decodeMap[t[0]], decodeMap[t[1]], decodeMap[t[2]]
+	bad |= a | b | c
+	if bad&0xc0 != 0 || t[3] != '=' || c&3 != 0 {
+		return 0, false
+	}
+	dst[3*groups] = a<<2 | b>>4
+	dst[3*groups+1] = b<<4 | c>>2
+	return n, true
+}
+
+// maxLen returns the length of the longest variant.
+func maxLen(vs []variant) int {
+	m := 0
+	for _, v := range vs {
+		m = max(m, v.len())
+	}
+	return m
+}

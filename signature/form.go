@@ -1,0 +1,163 @@
+package signature
+
+import (
+	"bytes"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ParseForm decodes an application/x-www-form-urlencoded body exactly as
+// Twilio encodes it: fields are separated by '&' only (';' is an ordinary
+// character), a field without '=' is a key with an empty value, empty values
+// and repeated keys are kept (values in the order sent), '+' is a space and
+// %XX is the byte XX. Empty fields ("a=1&&b=2") are skipped. A '%' not
+// followed by two hex digits is an error wrapping [ErrMalformedRequest] that
+// gives its byte offset.
+func ParseForm(body []byte) (url.Values, error) {
+	var buf [stackPairs]kv
+	pairs, err := decodeForm(body, buf[:0])
+	if err != nil {
+		return nil, err
+	}
+	vals := make(url.Values, len(pairs))
+	for _, p := range pairs {
+		vals[p.k] = append(vals[p.k], p.v)
+	}
+	return vals, nil
+}
+
+// decodeForm appends the fields of body to dst in wire order. All decoded
+// keys and values share one string, so the call allocates once.
+func decodeForm(body []byte, dst []kv) ([]kv, error) {
+	var sb strings.Builder
+	sb.Grow(len(body))
+	// Pass 1: validate and decode every key and value, back to back.
+	for off := 0; off < len(body); {
+		seg, next := field(body, off)
+		if len(seg) > 0 {
+			k, v, vOff := splitField(seg, off)
+			if err := unescapeTo(&sb, k, off); err != nil {
+				return dst, err
+			}
+			if err := unescapeTo(&sb, v, vOff); err != nil {
+				return dst, err
+			}
+		}
+		off = next
+	}
+	// Pass 2: cut the decoded string into pairs.
+	all := sb.String()
+	pos := 0
+	for off := 0; off < len(body); {
+		seg, next := field(body, off)
+		if len(seg) > 0 {
+			k, v, _ := splitField(seg, off)
+			kl, vl := decodedLen(k), decodedLen(v)
+			dst = append(dst, newKV(all[pos:pos+kl], all[pos+kl:pos+kl+vl]))
+			pos += kl + vl
+		}
+		off = next
+	}
+	return dst, nil
+}
+
+// field returns the field of body starting at off and the offset of the next.
+func field(body []byte, off int) (seg []byte, next int) {
+	end := bytes.IndexByte(body[off:], '&')
+	if end < 0 {
+		return body[off:], len(body)
+	}
+	return body[off : off+end], off + end + 1
+}
+
+// splitField splits a field at its first '=' and returns the value's offset
+// in the body.
+func splitField(seg []byte, off int) (k, v []byte, vOff int) {
+	eq := bytes.IndexByte(seg, '=')
+	if eq < 0 {
+		return seg, nil, off + len(seg)
+	}
+	return seg[:eq], seg[eq+1:], off + eq + 1
+}
+
+// decodedLen returns the length of the already validated b once unescaped.
+func decodedLen(b []byte) int {
+	return len(b) - 2*bytes.Count(b, []byte{'%'})
+}
+
+// unescapeTo writes b, with '+' as a space and %XX decoded, to sb. off is the
+// offset of b in the body, for the error message.
+func unescapeTo(sb *strings.Builder, b []byte, off int) error {
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "%+")
+		if i < 0 {
+			sb.Write(b)
+			return nil
+		}
+		sb.Write(b[:i])
+		if b[i] == '+' {
+			sb.WriteByte(' ')
+			b = b[i+1:]
+			off += i + 1
+			continue
+		}
+		if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+			return errorf("invalid percent-escape at byte " + strconv.Itoa(off+i) + " of the form body")
+		}
+		sb.WriteByte(unhex(b[i+1])<<4 | unhex(b[i+2]))
+		b = b[i+3:]
+		off += i + 3
+	}
+	return nil
+}
+
+// isHex reports whether c is a hex digit.
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// unhex returns the value of the hex digit c.
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// isForm reports whether contentType is application/x-www-form-urlencoded,
+// with any parameters (such as charset).
+func isForm(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded")
+}
+
+// lastQueryValue returns the decoded value of the last parameter called name
+// in query. A value that does not decode is returned as is.
+func lastQueryValue(query, name string) (string, bool) {
+	var val string
+	found := false
+	for query != "" {
+		var f string
+		f, query, _ = strings.Cut(query, "&")
+		k, v, _ := strings.Cut(f, "=")
+		if k != name {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if dk, err := url.QueryUnescape(k); err != nil || dk != name {
+				continue
+			}
+		}
+		val, found = v, true
+	}
+	if found && strings.ContainsAny(val, "%+") {
+		if dv, err := url.QueryUnescape(val); err == nil {
+			val = dv
+		}
+	}
+	return val, found
+}

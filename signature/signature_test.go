@@ -1,0 +1,327 @@
+package signature
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Published signatures: Twilio's docs example and twilio-go's test constants.
+const (
+	docsURL  = "https://mycompany.com/myapp.php?foo=1&bar=2"
+	docsSig  = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+	goSig    = "vOEb5UThFn24KEfnOFLQY2AE5FY="
+	goJSON   = `{"property": "value", "boolean": true}`
+	goHash   = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+	goJSONSg = "a9nBmqA0ju/hNViExpshrM61xv4="
+	token    = "12345"
+)
+
+var (
+	docsParams = url.Values{
+		"CallSid": {"CA1234567890ABCDE"},
+		"Caller":  {"+14158675309"},
+		"Digits":  {"1234"},
+		"From":    {"+14158675309"},
+		"To":      {"+18005551212"},
+	}
+	nodeParams = url.Values{
+		"CallSid": {"CA1234567890ABCDE"},
+		"Caller":  {"+12349013030"},
+		"Digits":  {"1234"},
+		"From":    {"+12349013030"},
+		"To":      {"+18005551212"},
+	}
+	goParams = url.Values{
+		"Digits":                {"1234"},
+		"CallSid":               {"CA1234567890ABCDE"},
+		"To":                    {"+18005551212"},
+		"Caller":                {"+14158675309"},
+		"From":                  {"+14158675309"},
+		"ReasonConferenceEnded": {"test"},
+		"Reason":                {"Participant"},
+	}
+)
+
+func TestSignPublished(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		url    string
+		params url.Values
+		want   string
+	}{
+		{"docs", docsURL, docsParams, docsSig},
+		{"twilio-node", docsURL, nodeParams, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="},
+		{"twilio-go", docsURL, goParams, goSig},
+		{"twilio-go json", docsURL + "&bodySHA256=" + goHash, nil, goJSONSg},
+	}
+	for _, tt := range tests {
+		if got := Sign(token, tt.url, tt.params); got != tt.want {
+			t.Errorf("%s: Sign = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestBodySHA256(t *testing.T) {
+	t.Parallel()
+	if got := BodySHA256([]byte(goJSON)); got != goHash {
+		t.Errorf("BodySHA256 = %q, want %q", got, goHash)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		secret string
+		url    string
+		params url.Values
+		sig    string
+		want   error
+	}{
+		{"valid", token, docsURL, docsParams, docsSig, nil},
+		{"port added by proxy", token, strings.Replace(docsURL, ".com", ".com:443", 1), docsParams, docsSig, nil},
+		{"non-default port", token, strings.Replace(docsURL, ".com", ".com:1234", 1), goParams, goSig, nil},
+		{"wrong token", "54321", docsURL, docsParams, docsSig, ErrMismatch},
+		{"empty token", "", docsURL, docsParams, docsSig, ErrNoCredentials},
+		{"missing", token, docsURL, docsParams, "", ErrMissingSignature},
+		{"unpadded", token, docsURL, docsParams, strings.TrimSuffix(docsSig, "="), ErrMalformedSignature},
+		{"url-safe", token, docsURL, docsParams, strings.ReplaceAll(docsSig, "/", "_"), ErrMalformedSignature},
+		{"space", token, docsURL, docsParams, " " + docsSig[1:], ErrMalformedSignature},
+		{"sha256 length", token, docsURL, docsParams, strings.Repeat("A", 43) + "=", ErrMalformedSignature},
+		{"non-canonical", token, docsURL, docsParams, docsSig[:26] + "9=", ErrMalformedSignature},
+		{"tampered", token, docsURL, url.Values{"Digits": {"1235"}}, docsSig, ErrMismatch},
+		{"bad url", token, "mycompany.com/x", docsParams, docsSig, ErrMalformedRequest},
+	}
+	for _, tt := range tests {
+		if err := Verify(tt.secret, tt.url, tt.params, tt.sig); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("%s: Verify = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestVerifyBody(t *testing.T) {
+	t.Parallel()
+	jsonURL := docsURL + "&bodySHA256=" + goHash
+	form := "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212"
+	tests := []struct {
+		name string
+		url  string
+		ct   string
+		body string
+		sig  string
+		want error
+	}{
+		{"json", jsonURL, "application/json", goJSON, goJSONSg, nil},
+		{"json tampered", jsonURL, "application/json", goJSON + " ", goJSONSg, ErrBodyHashMismatch},
+		{"json no hash", docsURL, "application/json", goJSON, goJSONSg, ErrMissingBodyHash},
+		{"form", docsURL, "application/x-www-form-urlencoded; charset=utf-8", form, docsSig, nil},
+		{"form bad escape", docsURL, "application/x-www-form-urlencoded", form + "%zz", docsSig, ErrMalformedRequest},
+		{"form with hash in url", jsonURL, "application/x-www-form-urlencoded", goJSON, goJSONSg, ErrMismatch},
+	}
+	for _, tt := range tests {
+		err := VerifyBody(token, tt.url, tt.ct, []byte(tt.body), tt.sig)
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("%s: VerifyBody = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+
+func TestURLVariants(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"https://example.com/sms", []string{"https://example.com/sms", "https://example.com:443/sms"}},
+		{"HTTP://Example.com", []string{"HTTP://Example.com", "HTTP://Example.com:80"}},
+		{"https://example.com:8443/a?b=c:d", []string{"https://example.com:8443/a?b=c:d", "https://example.com/a?b=c:d"}},
+		{"https://example.com:/a", []string{"https://example.com:/a", "https://example.com/a"}},
+		{"https://[2001:db8::1]:8443/sms", []string{"https://[2001:db8::1]:8443/sms", "https://[2001:db8::1]/sms"}},
+		{"https://[::1]/x", []string{"https://[::1]/x", "https://[::1]:443/x"}},
+		{"ftp://example.com/x", []string{"ftp://example.com/x"}},
+		{"https://user:p%40ss@example.com:8443/x?y=@", []string{
+			"https://user:p%40ss@example.com:8443/x?y=@",
+			"https://user:p%40ss@example.com/x?y=@",
+			"https://example.com:8443/x?y=@",
+			"https://example.com/x?y=@",
+		}},
+		{"https://u@h?q", []string{"https://u@h?q", "https://u@h:443?q", "https://h?q", "https://h:443?q"}},
+	}
+	for _, tt := range tests {
+		got, err := URLVariants(tt.in)
+		if err != nil {
+			t.Errorf("URLVariants(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("URLVariants(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestURLVariantsErrors(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"", "example.com", "/sms", "https:/x", "https:///x", "https://user@/x", "https://[::1/x",
+		"https://[::1]x/", "https://a]b/", "https://h:12a/", "https://h:65536/", "https://h/\n", "1http://h/",
+		"https://[]/", "https://:443/",
+	} {
+		if _, err := URLVariants(in); !errors.Is(err, ErrMalformedRequest) {
+			t.Errorf("URLVariants(%q) error = %v, want ErrMalformedRequest", in, err)
+		}
+	}
+}
+
+func TestParseForm(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		body string
+		want url.Values
+	}{
+		{"", url.Values{}},
+		{"a=1&b=&c", url.Values{"a": {"1"}, "b": {""}, "c": {""}}},
+		{"k=2&k=1&k=2", url.Values{"k": {"2", "1", "2"}}},
+		{"a+b=c+d%2B%20e&&x=%C3%A9;y", url.Values{"a b": {"c d+ e"}, "x": {"é;y"}}},
+		{"=v&%3D=%26", url.Values{"": {"v"}, "=": {"&"}}},
+		{"a=%2b%2B", url.Values{"a": {"++"}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseForm([]byte(tt.body))
+		if err != nil {
+			t.Errorf("ParseForm(%q): %v", tt.body, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseForm(%q) (-want +got):\n%s", tt.body, diff)
+		}
+	}
+	for _, body := range []string{"a=%", "a=%2", "a=%zz", "%g0=1", "a=1&b=%2x"} {
+		if _, err := ParseForm([]byte(body)); !errors.Is(err, ErrMalformedRequest) {
+			t.Errorf("ParseForm(%q) error = %v, want ErrMalformedRequest", body, err)
+		}
+	}
+}
+
+func TestParseSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    Settings
+		wantErr error
+	}{
+		{"key=KS1,algorithm=HMAC_SHA256", Settings{"KS1", HMACSHA256}, nil},
+		{" algorithm = hmac_sha1 , key = KS1 ", Settings{"KS1", HMACSHA1}, nil},
+		{"key=KS1", Settings{"KS1", HMACSHA1}, nil},
+		{"key=KS1,version=2,", Settings{"KS1", HMACSHA1}, nil},
+		{"", Settings{}, ErrMalformedRequest},
+		{"algorithm=HMAC_SHA256", Settings{}, ErrMalformedRequest},
+		{"key=", Settings{}, ErrMalformedRequest},
+		{"key=a,key=b", Settings{}, ErrMalformedRequest},
+		{"key=a,algorithm=HMAC_SHA1,algorithm=HMAC_SHA256", Settings{}, ErrMalformedRequest},
+		{"key", Settings{}, ErrMalformedRequest},
+		{"key=a,algorithm=HMAC_MD5", Settings{}, ErrAlgorithmNotAllowed},
+		{"key=a,algorithm=HMAC_MD5", Settings{}, ErrMalformedRequest},
+	}
+	for _, tt := range tests {
+		got, err := ParseSettings(tt.in)
+		if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			t.Errorf("ParseSettings(%q) error = %v, want %v", tt.in, err, tt.wantErr)
+		}
+		if got != tt.want {
+			t.Errorf("ParseSettings(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	sk := "sharedkeysecret"
+	u256 := "https://example.com:8443/hook"
+	sig256 := SignWith(HMACSHA256, sk, "https://example.com/hook", docsParams)
+	creds := []Credential{
+		{Name: "KS1", Secret: sk, Algorithm: HMACSHA256},
+		{Name: "auth_token", Secret: "new"},
+		{Name: "previous_auth_token", Secret: token},
+	}
+	tests := []struct {
+		name    string
+		req     Request
+		creds   []Credential
+		want    Match
+		wantErr error
+	}{
+		{"previous token", Request{URL: docsURL, Params: docsParams, Signature: docsSig}, creds,
+			Match{Credential: 2, URL: docsURL}, nil},
+		{"shared key sha256 without port", Request{URL: u256, Params: docsParams, Signature: sig256}, creds,
+			Match{Credential: 0, URL: "https://example.com/hook"}, nil},
+		{"sha256 signature with sha1 keys only", Request{URL: u256, Params: docsParams, Signature: sig256}, creds[1:],
+			Match{}, ErrMalformedSignature},
+		{"empty secrets", Request{URL: docsURL, Signature: docsSig}, []Credential{{Name: "a"}}, Match{}, ErrNoCredentials},
+		{"unknown algorithm skipped", Request{URL: docsURL, Signature: docsSig},
+			[]Credential{{Secret: token, Algorithm: 9}}, Match{}, ErrNoCredentials},
+		{"params and body", Request{URL: docsURL, Params: docsParams, HasBody: true, Signature: docsSig}, creds,
+			Match{}, ErrMalformedRequest},
+		{"empty body no content type", Request{URL: docsURL, HasBody: true, Signature: Sign(token, docsURL, nil)}, creds,
+			Match{Credential: 2, URL: docsURL}, nil},
+		{"userinfo stripped", Request{URL: "https://u:p@mycompany.com/myapp.php?foo=1&bar=2", Params: docsParams,
+			Signature: docsSig}, creds, Match{Credential: 2, URL: docsURL}, nil},
+		{"json hash mismatch", Request{URL: docsURL + "&bodySHA256=" + goHash, Body: []byte("{}"), HasBody: true,
+			ContentType: "application/json", Signature: goJSONSg}, creds,
+			Match{Credential: 2, URL: docsURL + "&bodySHA256=" + goHash}, ErrBodyHashMismatch},
+		{"json hash last occurrence", Request{URL: docsURL + "&bodySHA256=" + BodySHA256([]byte("{}")) + "&bodySHA256=" + goHash,
+			Body: []byte(goJSON), HasBody: true, ContentType: "application/json",
+			Signature: Sign(token, docsURL+"&bodySHA256="+BodySHA256([]byte("{}"))+"&bodySHA256="+goHash, nil)}, creds,
+			Match{Credential: 2, URL: docsURL + "&bodySHA256=" + BodySHA256([]byte("{}")) + "&bodySHA256=" + goHash}, nil},
+	}
+	for _, tt := range tests {
+		got, err := Check(&tt.req, tt.creds)
+		if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			t.Errorf("%s: Check error = %v, want %v", tt.name, err, tt.wantErr)
+			continue
+		}
+		if (err == nil || errors.Is(err, ErrBodyHashMismatch)) && got != tt.want {
+			t.Errorf("%s: Check = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRepeatedKeys(t *testing.T) {
+	t.Parallel()
+	// Every distinct value, sorted; the order of values and duplicates do not matter.
+	a := Sign(token, docsURL, url.Values{"k": {"b", "a", "b"}, "j": {""}})
+	b := Sign(token, docsURL, url.Values{"j": {""}, "k": {"a", "b"}})
+	if a != b {
+		t.Errorf("signatures differ: %q vs %q", a, b)
+	}
+	// The signed string is URL + "j" + "" + "k" + "a" + "k" + "b".
+	if want := Sign(token, docsURL+"jkakb", nil); a != want {
+		t.Errorf("Sign = %q, want %q", a, want)
+	}
+}
+
+func TestAlgorithm(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		a    Algorithm
+		want string
+	}{{HMACSHA1, "HMAC_SHA1"}, {HMACSHA256, "HMAC_SHA256"}, {7, "Algorithm(7)"}} {
+		if got := tt.a.String(); got != tt.want {
+			t.Errorf("%d.String() = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+	if err := CheckAlgorithm(HMACSHA1, []Algorithm{HMACSHA256}); !errors.Is(err, ErrAlgorithmNotAllowed) {
+		t.Errorf("CheckAlgorithm downgrade = %v, want ErrAlgorithmNotAllowed", err)
+	}
+	if err := CheckAlgorithm(HMACSHA256, []Algorithm{HMACSHA1, HMACSHA256}); err != nil {
+		t.Errorf("CheckAlgorithm allowed = %v", err)
+	}
+	if SignWith(9, token, docsURL, nil) != "" {
+		t.Errorf("SignWith(unknown) is not empty")
+	}
+}

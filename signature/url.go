@@ -1,0 +1,199 @@
+package signature
+
+import "strings"
+
+// urlParts is a URL split, without decoding anything, into the pieces the
+// variants recombine: scheme + userinfo + host + port + rest == raw.
+type urlParts struct {
+	raw      string
+	scheme   string // "https://", as received
+	userinfo string // "user:pass@", or ""
+	host     string // "example.com" or "[2001:db8::1]"
+	port     string // ":8443", ":" (empty port), or "" (none)
+	rest     string // path, query and fragment
+	defPort  string // ":443" for https, ":80" for http, "" otherwise
+	query    string // the query without '?' and fragment
+}
+
+// splitURL splits raw into its parts. It rejects what is not an absolute
+// URL with a host: no scheme:// prefix, an empty host, a broken IPv6
+// literal, a port that is not a number up to 65535, or a control character.
+// Errors wrap ErrMalformedRequest and never quote the URL, which may hold a
+// password.
+func splitURL(raw string) (urlParts, error) {
+	if raw == "" {
+		return urlParts{}, errorf("empty URL")
+	}
+	for i := range len(raw) {
+		if c := raw[i]; c < 0x20 || c == 0x7f {
+			return urlParts{}, errorf("URL contains a control character")
+		}
+	}
+	i := 0
+	for i < len(raw) && isSchemeChar(raw[i], i == 0) {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
+		return urlParts{}, errorf("URL does not start with scheme://")
+	}
+	u := urlParts{raw: raw, scheme: raw[:i+3]}
+	switch {
+	case strings.EqualFold(raw[:i], "https"):
+		u.defPort = ":443"
+	case strings.EqualFold(raw[:i], "http"):
+		u.defPort = ":80"
+	}
+	after := raw[i+3:]
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	authority := after[:end]
+	u.rest = after[end:]
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		u.userinfo = authority[:at+1]
+		authority = authority[at+1:]
+	}
+	hostEnd := strings.IndexByte(authority, ':')
+	if strings.HasPrefix(authority, "[") {
+		rb := strings.IndexByte(authority, ']')
+		if rb < 0 {
+			return urlParts{}, errorf("URL has an unterminated IPv6 literal")
+		}
+		if rb+1 < len(authority) && authority[rb+1] != ':' {
+			return urlParts{}, errorf("URL has characters after the IPv6 literal")
+		}
+		hostEnd = rb + 1
+	} else if hostEnd < 0 {
+		hostEnd = len(authority)
+	}
+	u.host, u.port = authority[:hostEnd], authority[hostEnd:]
+	if u.host == "" || u.host == "[]" {
+		return urlParts{}, errorf("URL has an empty host")
+	}
+	inner := u.host
+	if u.host[0] == '[' {
+		inner = u.host[1 : len(u.host)-1] // ends in ']' by construction
+	}
+	if strings.ContainsAny(inner, "[]") {
+		return urlParts{}, errorf("URL has a misplaced bracket in its host")
+	}
+	if !validPort(u.port) {
+		return urlParts{}, errorf("URL has an invalid port")
+	}
+	if q := strings.IndexByte(u.rest, '?'); q >= 0 {
+		u.query = u.rest[q+1:]
+		if h := strings.IndexByte(u.query, '#'); h >= 0 {
+			u.query = u.query[:h]
+		}
+	}
+	return u, nil
+}
+
+// isSchemeChar reports whether c may appear in a URL scheme (RFC 3986 §3.1).
+func isSchemeChar(c byte, first bool) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		return true
+	case first:
+		return false
+	case '0' <= c && c <= '9', c == '+', c == '-', c == '.':
+		return true
+	}
+	return false
+}
+
+// validPort reports whether p is "", ":" or ':' and a port number up to 65535.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	digits := p[1:]
+	if len(digits) > 5 {
+		return false
+	}
+	n := 0
+	for i := range len(digits) {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
+}
+
+// variant is one URL Twilio may have signed, as pieces of the received URL.
+type variant struct {
+	scheme, userinfo, host, port, rest string
+}
+
+// len returns the length of the variant's URL.
+func (v variant) len() int {
+	return len(v.scheme) + len(v.userinfo) + len(v.host) + len(v.port) + len(v.rest)
+}
+
+// write copies the variant's URL into dst, which must be v.len() long.
+func (v variant) write(dst []byte) {
+	n := copy(dst, v.scheme)
+	n += copy(dst[n:], v.userinfo)
+	n += copy(dst[n:], v.host)
+	n += copy(dst[n:], v.port)
+	copy(dst[n:], v.rest)
+}
+
+// String returns the variant's URL.
+func (v variant) String() string {
+	if v.scheme == "" && v.userinfo == "" && v.host == "" && v.port == "" {
+		return v.rest // the URL as received: no copy
+	}
+	return v.scheme + v.userinfo + v.host + v.port + v.rest
+}
+
+// variants returns, in the order they are tried, the URLs Twilio may have
+// signed for u: as received; with the default port added (when u has no
+// port) or with the port removed (when it has one); and, when u carries user
+// information, the same without it. No two are equal.
+func (u *urlParts) variants(dst *[maxVariants]variant) []variant {
+	vs := append(dst[:0], variant{rest: u.raw})
+	vs = u.appendPortVariant(vs, u.userinfo)
+	if u.userinfo != "" {
+		vs = append(vs, variant{u.scheme, "", u.host, u.port, u.rest})
+		vs = u.appendPortVariant(vs, "")
+	}
+	return vs
+}
+
+// appendPortVariant appends the variant of u with the given userinfo whose
+// port differs from the received one: the default port added, or the port
+// removed. There is none for a URL without port whose scheme has no default.
+func (u *urlParts) appendPortVariant(vs []variant, userinfo string) []variant {
+	switch {
+	case u.port != "":
+		return append(vs, variant{u.scheme, userinfo, u.host, "", u.rest})
+	case u.defPort != "":
+		return append(vs, variant{u.scheme, userinfo, u.host, u.defPort, u.rest})
+	}
+	return vs
+}
+
+// URLVariants returns the URLs a signature for rawURL is checked against, in
+// order: rawURL as received; with the scheme's default port added (when it
+// has no port) or with its port removed (when it has one); and, when rawURL
+// carries user information (user:pass@), each of those without it. They are
+// built by string surgery on rawURL, so nothing is re-encoded and no case is
+// changed; IPv6 literals and user information are handled. The error wraps
+// [ErrMalformedRequest].
+func URLVariants(rawURL string) ([]string, error) {
+	u, err := splitURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	var buf [maxVariants]variant
+	vs := u.variants(&buf)
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
+	}
+	return out, nil
+}
