@@ -1,19 +1,24 @@
 # shellcheck shell=bash
-# A private PostgreSQL server for the store/postgres tests.
+# Private PostgreSQL servers for the store/postgres tests.
 #
 # Sourced by scripts/test.sh. Installs Debian's `postgresql` package when no
-# server binaries are found, creates a throwaway cluster in a temporary
-# directory owned by a non-root user (PostgreSQL refuses to run as root),
-# starts it on a free loopback port with fsync off, and exports:
+# server binaries are found, then creates two throwaway clusters in temporary
+# directories owned by a non-root user (PostgreSQL refuses to run as root) and
+# starts each on a free loopback port with fsync off:
 #
-#   TWILIOGUARD_TEST_POSTGRES_DSN  superuser DSN of database twilioguard_test;
-#                                  tests create their own databases through it
-#   TWILIOGUARD_TEST_POSTGRES_CTL  a command running pg_ctl on this cluster;
-#                                  append the action, e.g. "stop -m fast" or "start -w"
+#   TWILIOGUARD_TEST_POSTGRES_DSN      superuser DSN of database twilioguard_test
+#                                      on the shared server, which stays up; tests
+#                                      create their own databases through it
+#   TWILIOGUARD_TEST_POSTGRES_CTL_DSN  the same for a second server, which tests
+#                                      may stop and start (outage tests) without
+#                                      disturbing the tests that use the first
+#   TWILIOGUARD_TEST_POSTGRES_CTL      a command running pg_ctl on that second
+#                                      server; append the action, e.g.
+#                                      "stop -m fast" or "start -w"
 #
-# A stop-and-remove command goes into CLEANUP. When TWILIOGUARD_TEST_POSTGRES_DSN
-# is already set, that server is used and nothing is started. Without CI=true a
-# failure only warns (the tests then skip); with CI=true it fails the run.
+# Stop-and-remove commands go into CLEANUP. When TWILIOGUARD_TEST_POSTGRES_DSN
+# is already set, nothing is installed or started. Without CI=true a failure
+# only warns (the tests then skip); with CI=true it fails the run.
 
 _tg_pg_bindir() {
   local d
@@ -58,19 +63,10 @@ _tg_pg_free_port() {
   return 1
 }
 
-_tg_pg_setup() {
-  if [ -n "${TWILIOGUARD_TEST_POSTGRES_DSN:-}" ]; then
-    echo "postgres: using TWILIOGUARD_TEST_POSTGRES_DSN from the environment"
-    return 0
-  fi
-  local bindir
-  bindir=$(_tg_pg_bindir)
-  if [ -z "$bindir" ]; then
-    _tg_pg_install || return 1
-    bindir=$(_tg_pg_bindir)
-    [ -n "$bindir" ] || { echo "postgres: no server binaries after install" >&2; return 1; }
-  fi
-
+# _tg_pg_cluster BINDIR NAME creates and starts a cluster, registers its
+# removal in CLEANUP and sets _tg_pg_dsn and _tg_pg_ctl.
+_tg_pg_cluster() {
+  local bindir=$1 name=$2
   # The server runs as the invoking user, or as a system user when that is root.
   local run=()
   if [ "$(id -u)" -eq 0 ]; then
@@ -84,21 +80,21 @@ _tg_pg_setup() {
   fi
 
   local dir
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/twilioguard-pg.XXXXXX") || return 1
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/twilioguard-pg-$name.XXXXXX") || return 1
   chmod 755 "$dir"
   if [ "${#run[@]}" -gt 0 ]; then
     chown "${run[2]}" "$dir" || return 1
   fi
   "${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust \
     --encoding=UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1 ||
-    { cat "$dir/initdb.log" >&2; return 1; }
+    { cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
 
   # Everything pg_ctl needs is in the data directory's configuration, so the
   # control command only names the directory and the log file.
   local ctl="$dir/pgctl"
   cat >"$ctl" <<EOF
 #!/bin/sh
-# Runs pg_ctl on the private test cluster; pass the action, e.g. "stop -m fast".
+# Runs pg_ctl on a private test cluster; pass the action, e.g. "stop -m fast".
 exec ${run[*]} "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" "\$@"
 EOF
   chmod 755 "$ctl"
@@ -130,19 +126,39 @@ EOF
 
   "${run[@]}" "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
     -c 'CREATE DATABASE twilioguard_test' >/dev/null || return 1
+  _tg_pg_dsn="postgres://postgres@127.0.0.1:$port/twilioguard_test?sslmode=disable"
+  _tg_pg_ctl=$ctl
+  echo "postgres: $name server on 127.0.0.1:$port, data in $dir"
+}
 
-  export TWILIOGUARD_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/twilioguard_test?sslmode=disable"
-  export TWILIOGUARD_TEST_POSTGRES_CTL="$ctl"
-  echo "postgres: $("$bindir/postgres" --version) on 127.0.0.1:$port, data in $dir"
+_tg_pg_setup() {
+  if [ -n "${TWILIOGUARD_TEST_POSTGRES_DSN:-}" ]; then
+    echo "postgres: using TWILIOGUARD_TEST_POSTGRES_DSN from the environment"
+    return 0
+  fi
+  local bindir
+  bindir=$(_tg_pg_bindir)
+  if [ -z "$bindir" ]; then
+    _tg_pg_install || return 1
+    bindir=$(_tg_pg_bindir)
+    [ -n "$bindir" ] || { echo "postgres: no server binaries after install" >&2; return 1; }
+  fi
+  echo "postgres: $("$bindir/postgres" --version)"
+  local _tg_pg_dsn _tg_pg_ctl
+  _tg_pg_cluster "$bindir" shared || return 1
+  export TWILIOGUARD_TEST_POSTGRES_DSN=$_tg_pg_dsn
+  _tg_pg_cluster "$bindir" ctl || return 1
+  export TWILIOGUARD_TEST_POSTGRES_CTL_DSN=$_tg_pg_dsn
+  export TWILIOGUARD_TEST_POSTGRES_CTL=$_tg_pg_ctl
 }
 
 if ! _tg_pg_setup; then
   if [ "${CI:-}" = true ]; then
     echo "postgres: setup failed" >&2
-    unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_setup
+    unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_cluster _tg_pg_setup
     return 1
   fi
   echo "postgres: not available; the store/postgres tests will skip" \
     "(install with: apt-get install postgresql)" >&2
 fi
-unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_setup
+unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_cluster _tg_pg_setup

@@ -1,0 +1,144 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/twilioguard/twilioguard/store/postgres"
+	"github.com/twilioguard/twilioguard/store/seal"
+)
+
+// The environment that scripts/setup.d/40-postgres.sh exports.
+const (
+	// envDSN names a server that stays up; tests create databases on it.
+	envDSN = "TWILIOGUARD_TEST_POSTGRES_DSN"
+	// envCtlDSN names a second server, which envCtl stops and starts.
+	envCtlDSN = "TWILIOGUARD_TEST_POSTGRES_CTL_DSN"
+	// envCtl is a command running pg_ctl on the envCtlDSN server.
+	envCtl = "TWILIOGUARD_TEST_POSTGRES_CTL"
+)
+
+// requireEnv returns the values of the named variables. When one is unset it
+// skips the test with a hint how to get a server, or fails it under CI=true.
+func requireEnv(t *testing.T, names ...string) []string {
+	t.Helper()
+	vals := make([]string, len(names))
+	for i, name := range names {
+		vals[i] = os.Getenv(name)
+		if vals[i] != "" {
+			continue
+		}
+		msg := fmt.Sprintf("%s is not set: run scripts/test.sh, which installs PostgreSQL "+
+			"(apt-get install postgresql) and starts private servers", name)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return vals
+}
+
+// newDatabase creates an empty database on the server that base names and
+// returns its DSN. The database is dropped when the test ends.
+func newDatabase(t *testing.T, base string) string {
+	t.Helper()
+	name := "tg_" + strings.ToLower(rand.Text()[:16])
+	exec := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(t.Context(), "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return withDatabase(t, base, name)
+}
+
+// withDatabase returns dsn with its database replaced by name.
+func withDatabase(t *testing.T, dsn, name string) string {
+	t.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parse test DSN: %v", err)
+		}
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name
+}
+
+// newKeyring returns a keyring with a fresh random key.
+func newKeyring(t *testing.T) *seal.Keyring {
+	t.Helper()
+	k, err := seal.NewKeyring(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newKey(t *testing.T) []byte {
+	t.Helper()
+	key := make([]byte, seal.KeySize)
+	rand.Read(key)
+	return key
+}
+
+// openStore opens a store on dsn, closed when the test ends.
+func openStore(t *testing.T, dsn string, keys *seal.Keyring) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Keyring: keys, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// pgctl runs the envCtl command with args (for example "stop", "-m", "fast").
+func pgctl(t *testing.T, ctl string, args ...string) {
+	t.Helper()
+	fields := strings.Fields(ctl)
+	cmd := exec.Command(fields[0], append(fields[1:], args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", ctl, strings.Join(args, " "), err, out)
+	}
+}
+
+// ensureRunning makes sure the envCtl server runs again when the test ends,
+// whatever happened to it.
+func ensureRunning(t *testing.T, ctl string) {
+	t.Helper()
+	t.Cleanup(func() {
+		fields := strings.Fields(ctl)
+		status := exec.Command(fields[0], append(fields[1:], "status")...)
+		if status.Run() == nil {
+			return
+		}
+		start := exec.Command(fields[0], append(fields[1:], "start", "-w", "-t", "60")...)
+		if out, err := start.CombinedOutput(); err != nil {
+			t.Errorf("restart the test server: %v\n%s", err, out)
+		}
+	})
+}

@@ -1,0 +1,305 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/twilioguard/twilioguard/store"
+	"github.com/twilioguard/twilioguard/store/postgres"
+	"github.com/twilioguard/twilioguard/store/seal"
+	"github.com/twilioguard/twilioguard/store/storetest"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	base := requireEnv(t, envDSN)[0]
+	keys := newKeyring(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return openStore(t, newDatabase(t, base), keys)
+	})
+}
+
+func TestOpenRequiresKeyring(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(t.Context(), postgres.Config{DSN: "postgres://127.0.0.1:1/x"})
+	if err == nil || !strings.Contains(err.Error(), "TWILIOGUARD_SECRET_KEY") {
+		t.Errorf("Open without a keyring: error = %v; want one naming TWILIOGUARD_SECRET_KEY", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	// A port that was just free: nothing listens there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	const password = "hunter2-do-not-leak"
+	_, err = postgres.Open(t.Context(), postgres.Config{
+		DSN:     "postgres://someone:" + password + "@" + addr + "/db?sslmode=disable",
+		Keyring: newKeyring(t),
+	})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open(unreachable) error = %v; want ErrUnavailable", err)
+	}
+	if err != nil && (strings.Contains(err.Error(), password) || strings.Contains(err.Error(), "someone")) {
+		t.Errorf("Open(unreachable) error %q reveals the DSN", err)
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	t.Parallel()
+	const dsn = "postgres://user:secret-pw@host:notaport/db"
+	_, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Keyring: newKeyring(t)})
+	if err == nil {
+		t.Fatal("Open(bad DSN) = nil error")
+	}
+	if strings.Contains(err.Error(), "secret-pw") {
+		t.Errorf("Open(bad DSN) error %q reveals the password", err)
+	}
+}
+
+// TestConcurrentOpen starts several stores on one empty database at once, as
+// replicas do: the advisory lock lets exactly one of them migrate.
+func TestConcurrentOpen(t *testing.T) {
+	t.Parallel()
+	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	keys := newKeyring(t)
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Keyring: keys})
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d: %v", i, err)
+		}
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var rows, distinct int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || rows != distinct {
+		t.Errorf("schema_migrations has %d rows for %d versions; want each migration applied once", rows, distinct)
+	}
+}
+
+func TestSecretsSealedAtRest(t *testing.T) {
+	t.Parallel()
+	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	oldKey, newKey := newKey(t), newKey(t)
+	oldRing, err := seal.NewKeyring(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, dsn, oldRing)
+	a := &store.Account{
+		SID:                storetest.SID(1),
+		AuthToken:          "plain-auth-token-0123456789",
+		PreviousAuthToken:  "plain-previous-token-0123",
+		PreviousExpireTime: time.Now().Add(time.Hour),
+		SharedKeys:         []store.SharedKey{{ID: "k1", Secret: "plain-shared-secret-0123"}},
+	}
+	put, err := s.Put(t.Context(), a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var raw string
+	if err := conn.QueryRow(t.Context(), "SELECT accounts::text FROM accounts").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"plain-auth-token", "plain-previous-token", "plain-shared-secret"} {
+		if strings.Contains(raw, secret) {
+			t.Errorf("the stored row contains %q in plaintext", secret)
+		}
+	}
+
+	// A store with another key cannot read the secrets.
+	other := openStore(t, dsn, newKeyring(t))
+	if _, err := other.Get(t.Context(), a.SID); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Errorf("Get with another key: error = %v; want seal.ErrUnknownKey", err)
+	}
+
+	// Key rotation: reseal under a new primary key, then drop the old one.
+	rotating, err := seal.NewKeyring(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := openStore(t, dsn, rotating).Reseal(t.Context())
+	if err != nil {
+		t.Fatalf("Reseal: %v", err)
+	}
+	if n != 3 {
+		t.Errorf("Reseal rewrote %d secrets; want 3", n)
+	}
+	newRing, err := seal.NewKeyring(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := openStore(t, dsn, newRing).Get(t.Context(), a.SID)
+	if err != nil {
+		t.Fatalf("Get with only the new key after Reseal: %v", err)
+	}
+	if got.AuthToken != a.AuthToken || got.PreviousAuthToken != a.PreviousAuthToken || got.SharedKeys[0].Secret != a.SharedKeys[0].Secret {
+		t.Error("secrets changed by Reseal")
+	}
+	if got.Version != put.Version || !got.UpdateTime.Equal(put.UpdateTime) {
+		t.Errorf("Reseal changed version/update time: %d %v; want %d %v", got.Version, got.UpdateTime, put.Version, put.UpdateTime)
+	}
+}
+
+// watcher runs s.Watch until the test ends and passes on every callback.
+func watcher(t *testing.T, s *postgres.Store) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx, func(sid string) { ch <- sid }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch returned %v; want context.Canceled", err)
+		}
+	})
+	return ch
+}
+
+// next returns the next Watch callback, failing the test after timeout.
+func next(t *testing.T, ch <-chan string, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case sid := <-ch:
+		return sid
+	case <-time.After(timeout):
+		t.Fatalf("no Watch callback within %v", timeout)
+		return ""
+	}
+}
+
+func TestWatch(t *testing.T) {
+	t.Parallel()
+	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	keys := newKeyring(t)
+	writer, reader := openStore(t, dsn, keys), openStore(t, dsn, keys)
+	changes := watcher(t, reader)
+	if got := next(t, changes, 10*time.Second); got != "" {
+		t.Fatalf("first Watch callback = %q; want \"\" (resync)", got)
+	}
+
+	a := &store.Account{SID: storetest.SID(7), AuthToken: "token-0123456789", Aliases: []string{"shop"}}
+	var latencies []time.Duration
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"create", func() error { _, err := writer.Put(t.Context(), a, 0); return err }},
+		{"replace", func() error { _, err := writer.Put(t.Context(), a, 1); return err }},
+		{"delete", func() error { return writer.Delete(t.Context(), a.SID, 0) }},
+	}
+	for _, step := range steps {
+		start := time.Now()
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := next(t, changes, 10*time.Second); got != a.SID {
+			t.Errorf("after %s: Watch callback = %q; want %q", step.name, got, a.SID)
+		}
+		latencies = append(latencies, time.Since(start))
+	}
+	t.Logf("change-to-callback latency (write included): %v", latencies)
+
+	// A failed write announces nothing.
+	if _, err := writer.Put(t.Context(), a, 5); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Put(absent, version 5) error = %v; want ErrNotFound", err)
+	}
+	select {
+	case got := <-changes:
+		t.Errorf("Watch callback %q after a failed write; want none", got)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestWatchReconnects stops the database server under a watching store. It
+// is not parallel: it owns the envCtl server while it runs.
+func TestWatchReconnects(t *testing.T) {
+	env := requireEnv(t, envCtlDSN, envCtl)
+	ctl := env[1]
+	dsn := newDatabase(t, env[0])
+	keys := newKeyring(t)
+	s := openStore(t, dsn, keys)
+	changes := watcher(t, s)
+	if got := next(t, changes, 10*time.Second); got != "" {
+		t.Fatalf("first Watch callback = %q; want \"\"", got)
+	}
+	a := &store.Account{SID: storetest.SID(1), AuthToken: "token-0123456789"}
+	if _, err := s.Put(t.Context(), a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, changes, 10*time.Second); got != a.SID {
+		t.Fatalf("Watch callback = %q; want %q", got, a.SID)
+	}
+
+	ensureRunning(t, ctl)
+	pgctl(t, ctl, "stop", "-m", "fast", "-w")
+	if _, err := s.Put(t.Context(), a, 0); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Put while the database is down: error = %v; want ErrUnavailable", err)
+	}
+	if _, err := s.Get(t.Context(), a.SID); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Get while the database is down: error = %v; want ErrUnavailable", err)
+	}
+	if err := s.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping while the database is down: error = %v; want ErrUnavailable", err)
+	}
+	time.Sleep(time.Second) // let Watch fail a few reconnects
+
+	start := time.Now()
+	pgctl(t, ctl, "start", "-w", "-t", "60")
+	if got := next(t, changes, 30*time.Second); got != "" {
+		t.Fatalf("first callback after the restart = %q; want \"\" (resync)", got)
+	}
+	t.Logf("Watch reconnected %v after the server was started", time.Since(start))
+
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping after the restart: %v", err)
+	}
+	if _, err := s.Put(t.Context(), a, 0); err != nil {
+		t.Fatalf("Put after the restart: %v", err)
+	}
+	if got := next(t, changes, 10*time.Second); got != a.SID {
+		t.Errorf("Watch callback after the restart = %q; want %q", got, a.SID)
+	}
+}
