@@ -1,0 +1,344 @@
+package extauthz
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+)
+
+// Context extension keys read from ExtAuthzPerRoute.check_settings.context_extensions.
+// Any other key is a configuration error, so a misspelled key fails closed
+// instead of silently dropping a restriction.
+const (
+	// ContextPublicBaseURL is the scheme, host and optional path prefix Twilio
+	// used, e.g. "https://hooks.example.com". The signed URL is this plus the
+	// request's path and query. Without it the URL is built from the
+	// request's :scheme and :authority.
+	ContextPublicBaseURL = "public_base_url"
+	// ContextAccounts is a comma-separated list of account SIDs or aliases
+	// the route accepts; a valid signature of any other account is denied.
+	// With exactly one account, requests need not carry an AccountSid.
+	ContextAccounts = "twilio_accounts"
+	// ContextMode is "enforce" (the default) or "shadow". In shadow mode
+	// every request goes upstream and the verdict is only reported.
+	ContextMode = "mode"
+	// ContextRoute is an optional label for logs, metrics and the
+	// VerifyWebhookRequest.route field.
+	ContextRoute = "route"
+)
+
+// Headers set on (or removed from) requests sent upstream. Client-sent copies
+// of all three are always removed or overwritten.
+const (
+	// HeaderAccountSID carries the SID of the account whose credential
+	// verified the request.
+	HeaderAccountSID = "x-twilio-account-sid"
+	// HeaderVerified is "true" on requests whose signature was verified.
+	HeaderVerified = "x-twilioguard-verified"
+	// HeaderShadow carries the verdict on routes in shadow mode: "valid",
+	// "invalid; reason=<REASON>", "malformed", "partial_body" or "error".
+	HeaderShadow = "x-twilioguard-shadow"
+)
+
+const (
+	modeEnforce = "enforce"
+	modeShadow  = "shadow"
+
+	headerSignature         = "x-twilio-signature"
+	headerSignatureSettings = "x-twilio-webhooks-signature-settings"
+	headerContentType       = "content-type"
+	headerContentLength     = "content-length"
+	headerPartialBody       = "x-envoy-auth-partial-body"
+	headerRequestID         = "x-request-id"
+)
+
+// result is what became of one Check, independent of the route's mode.
+type result string
+
+const (
+	resultValid       result = "valid"        // the signature verified
+	resultInvalid     result = "invalid"      // the verifier said no; see reason
+	resultMalformed   result = "malformed"    // the request cannot be a webhook (verifier InvalidArgument, no path...)
+	resultPartialBody result = "partial_body" // Envoy sent a truncated body
+	resultError       result = "error"        // the service could not decide
+)
+
+// route is the per-route configuration carried in context_extensions.
+type route struct {
+	baseURL  string   // public_base_url without a trailing slash; empty = from the request
+	accounts []string // twilio_accounts
+	shadow   bool     // mode: shadow
+	name     string   // route label
+}
+
+// mode returns the route's mode as a label value.
+func (r route) mode() string {
+	if r.shadow {
+		return modeShadow
+	}
+	return modeEnforce
+}
+
+// errBodyNotSent reports a request whose body Envoy did not send, which is a
+// configuration error (with_request_body missing or disabled on the route).
+var errBodyNotSent = errors.New("request has a body but the check request carries none: enable with_request_body on the ext_authz filter")
+
+// parseRoute reads the route configuration from context extensions. An error
+// means the Envoy configuration is wrong and the request cannot be decided.
+func parseRoute(ext map[string]string) (route, error) {
+	var r route
+	for k, v := range ext {
+		switch k {
+		case ContextPublicBaseURL:
+			base, err := parseBaseURL(v)
+			if err != nil {
+				return route{}, err
+			}
+			r.baseURL = base
+		case ContextAccounts:
+			for a := range strings.SplitSeq(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					r.accounts = append(r.accounts, a)
+				}
+			}
+			if len(r.accounts) == 0 {
+				return route{}, fmt.Errorf("context extension %s is empty", ContextAccounts)
+			}
+		case ContextMode:
+			switch v {
+			case "", modeEnforce:
+			case modeShadow:
+				r.shadow = true
+			default:
+				return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextMode, v, modeEnforce, modeShadow)
+			}
+		case ContextRoute:
+			r.name = v
+		default:
+			return route{}, fmt.Errorf("unknown context extension %q (known: %s, %s, %s, %s)",
+				k, ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
+		}
+	}
+	return r, nil
+}
+
+// parseBaseURL checks a public_base_url and returns it without a trailing slash.
+func parseBaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("context extension %s: %w", ContextPublicBaseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
+		return "", fmt.Errorf("context extension %s: %q must be http(s)://host[:port][/prefix] with no query, fragment or user info",
+			ContextPublicBaseURL, s)
+	}
+	return strings.TrimSuffix(s, "/"), nil
+}
+
+// headerGetter returns a function that looks up a request header by its
+// lower-case name, from headers or, with encode_raw_headers, from header_map.
+func headerGetter(h *authv3.AttributeContext_HttpRequest) func(string) string {
+	if hm := h.GetHeaderMap().GetHeaders(); len(h.GetHeaders()) == 0 && len(hm) > 0 {
+		return func(name string) string {
+			var vals []string
+			for _, hv := range hm {
+				if strings.EqualFold(hv.GetKey(), name) {
+					v := hv.GetValue()
+					if raw := hv.GetRawValue(); len(raw) > 0 {
+						v = string(raw)
+					}
+					vals = append(vals, v)
+				}
+			}
+			return strings.Join(vals, ",")
+		}
+	}
+	headers := h.GetHeaders()
+	return func(name string) string { return headers[name] }
+}
+
+// translation is a CheckRequest turned into a VerifyWebhookRequest.
+type translation struct {
+	req       *twilioguardv1.VerifyWebhookRequest
+	requestID string // x-request-id, for logs
+	path      string // path without the query, for logs
+}
+
+// verifyRequest builds the VerifyWebhookRequest for a CheckRequest on route r.
+// It returns result "" and the translation, or a non-empty result
+// (resultMalformed, resultPartialBody or resultError) and an error saying why
+// no request could be built.
+func verifyRequest(check *authv3.CheckRequest, r route) (translation, result, error) {
+	h := check.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return translation{}, resultMalformed, errors.New("check request has no HTTP attributes")
+	}
+	header := headerGetter(h)
+	t := translation{requestID: header(headerRequestID)}
+
+	path := h.GetPath()
+	if path == "" {
+		path = header(":path")
+	}
+	if !strings.HasPrefix(path, "/") {
+		return t, resultMalformed, fmt.Errorf("request path %q is not an origin-form path", path)
+	}
+	t.path, _, _ = strings.Cut(path, "?")
+
+	body := h.GetRawBody()
+	if len(body) == 0 && h.GetBody() != "" {
+		body = []byte(h.GetBody()) // pack_as_bytes: false; fine for ASCII form bodies
+	}
+	if header(headerPartialBody) == "true" {
+		return t, resultPartialBody, errors.New("partial body from Envoy (allow_partial_message is on and the body is over max_request_bytes)")
+	}
+	if cl := header(headerContentLength); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		switch {
+		case err != nil:
+			return t, resultMalformed, fmt.Errorf("content-length %q: %w", cl, err)
+		case n > 0 && len(body) == 0:
+			return t, resultError, errBodyNotSent
+		case n != int64(len(body)):
+			return t, resultPartialBody, fmt.Errorf("content-length is %d but Envoy sent %d body bytes", n, len(body))
+		}
+	}
+
+	base := r.baseURL
+	if base == "" {
+		scheme, host := h.GetScheme(), h.GetHost()
+		if scheme == "" {
+			scheme = header(":scheme")
+		}
+		if host == "" {
+			host = header(":authority")
+		}
+		if scheme == "" || host == "" {
+			return t, resultMalformed, errors.New("request has no scheme or host and the route sets no public_base_url")
+		}
+		base = scheme + "://" + host
+	}
+
+	t.req = &twilioguardv1.VerifyWebhookRequest{
+		Url:               base + path,
+		Body:              body,
+		ContentType:       header(headerContentType),
+		Signature:         header(headerSignature),
+		SignatureSettings: header(headerSignatureSettings),
+		AllowedAccounts:   r.accounts,
+		Route:             r.name,
+	}
+	return t, "", nil
+}
+
+// verdict is the decision on one Check, ready to become a CheckResponse.
+type verdict struct {
+	result     result
+	reason     string // VerifyWebhookResponse.reason enum name, when invalid
+	hint       string // diagnosis for logs and dynamic metadata, never for the client
+	accountSID string // set when valid
+	route      route
+}
+
+// allowed reports whether the request goes upstream.
+func (v verdict) allowed() bool { return v.result == resultValid || v.route.shadow }
+
+// shadowValue is the HeaderShadow value for v.
+func (v verdict) shadowValue() string {
+	if v.result == resultInvalid && v.reason != "" {
+		return string(resultInvalid) + "; reason=" + v.reason
+	}
+	return string(v.result)
+}
+
+// fromVerifyResponse turns a verifier's answer into a verdict.
+func fromVerifyResponse(r route, resp *twilioguardv1.VerifyWebhookResponse) verdict {
+	if resp.GetValid() {
+		return verdict{result: resultValid, accountSID: resp.GetAccountSid(), route: r}
+	}
+	reason := resp.GetReason()
+	if reason == twilioguardv1.Reason_REASON_UNSPECIFIED {
+		reason = twilioguardv1.Reason_SIGNATURE_MISMATCH // invalid without a reason: still invalid
+	}
+	return verdict{result: resultInvalid, reason: reason.String(), hint: resp.GetHint(), accountSID: resp.GetAccountSid(), route: r}
+}
+
+// denyStatus is the HTTP status, gRPC code and body of a denied request.
+func denyStatus(res result) (typev3.StatusCode, codes.Code, string) {
+	switch res {
+	case resultMalformed:
+		return typev3.StatusCode_BadRequest, codes.InvalidArgument, "Bad Request\n"
+	case resultPartialBody:
+		return typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "Payload Too Large\n"
+	default:
+		return typev3.StatusCode_Forbidden, codes.PermissionDenied, "Forbidden\n"
+	}
+}
+
+// setHeader returns a header mutation that replaces every client-sent copy.
+func setHeader(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// checkResponse builds the CheckResponse for v. It never contains the hint
+// or reason in anything the client sees; those go to dynamic metadata only.
+func checkResponse(v verdict) *authv3.CheckResponse {
+	meta := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"result": structpb.NewStringValue(string(v.result)),
+		"mode":   structpb.NewStringValue(v.route.mode()),
+	}}
+	for k, s := range map[string]string{"reason": v.reason, "hint": v.hint, "account_sid": v.accountSID, "route": v.route.name} {
+		if s != "" {
+			meta.Fields[k] = structpb.NewStringValue(s)
+		}
+	}
+
+	if !v.allowed() {
+		status, code, body := denyStatus(v.result)
+		return &authv3.CheckResponse{
+			Status: &rpcstatus.Status{Code: int32(code)},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+				Status:  &typev3.HttpStatus{Code: status},
+				Headers: []*corev3.HeaderValueOption{setHeader("content-type", "text/plain; charset=utf-8")},
+				Body:    body,
+			}},
+			DynamicMetadata: meta,
+		}
+	}
+
+	ok := &authv3.OkHttpResponse{}
+	switch {
+	case v.result == resultValid && v.accountSID != "":
+		ok.Headers = append(ok.Headers, setHeader(HeaderVerified, "true"), setHeader(HeaderAccountSID, v.accountSID))
+	case v.result == resultValid:
+		ok.Headers = append(ok.Headers, setHeader(HeaderVerified, "true"))
+		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderAccountSID)
+	default:
+		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderVerified, HeaderAccountSID)
+	}
+	if v.route.shadow {
+		ok.Headers = append(ok.Headers, setHeader(HeaderShadow, v.shadowValue()))
+	} else {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderShadow)
+	}
+	return &authv3.CheckResponse{
+		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: meta,
+	}
+}
