@@ -130,7 +130,24 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	return fs.Parse(args)
+	// Flags may come before or after positional arguments.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		args = fs.Args()
+		if args[0] == "--" {
+			positional = append(positional, args[1:]...)
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func envName(flagName string) string {
