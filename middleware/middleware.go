@@ -150,12 +150,12 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	ctx := r.Context()
 	if m.err != nil {
 		m.logger.LogAttrs(ctx, slog.LevelError, "twilio webhook refused: middleware misconfigured",
-			slog.String("route", m.route), slog.String("error", m.err.Error()))
+			appendIf(nil, "route", m.route, slog.String("error", m.err.Error()))...)
 		http.Error(w, "webhook verification misconfigured", http.StatusInternalServerError)
 		return
 	}
 	pub := m.policy.rebuild(r)
-	attrs := []slog.Attr{slog.String("route", m.route), slog.String("url", pub.url), slog.String("url_from", pub.from)}
+	attrs := appendIf(nil, "route", m.route, slog.String("url", pub.url), slog.String("url_from", pub.from))
 
 	body, err := readBody(r, m.maxBody)
 	if err != nil {
@@ -206,11 +206,9 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	attrs = append(attrs, slog.String("account_sid", verdict.GetAccountSid()))
 	if !verdict.GetValid() {
-		attrs = append(attrs,
-			slog.String("reason", verdict.GetReason().String()),
-			slog.String("hint", verdict.GetHint()),
-			slog.String("proxy_hint", pub.proxyHint),
-			slog.String("peer", peerString(r.RemoteAddr)))
+		attrs = append(attrs, slog.String("reason", verdict.GetReason().String()))
+		attrs = appendIf(attrs, "hint", verdict.GetHint())
+		attrs = appendIf(attrs, "proxy_hint", pub.proxyHint, slog.String("peer", peerString(r.RemoteAddr)))
 		if !m.shadow {
 			m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook refused", attrs...)
 			http.Error(w, "invalid Twilio signature", http.StatusForbidden)
@@ -222,6 +220,15 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			append(attrs, slog.String("credential", verdict.GetCredential()), slog.String("matched_url", verdict.GetMatchedUrl()))...)
 	}
 	next.ServeHTTP(w, withBody(r.WithContext(context.WithValue(ctx, verdictKey{}, verdict)), body))
+}
+
+// appendIf appends the attribute key=value when value is not empty, then
+// more.
+func appendIf(attrs []slog.Attr, key, value string, more ...slog.Attr) []slog.Attr {
+	if value != "" {
+		attrs = append(attrs, slog.String(key, value))
+	}
+	return append(attrs, more...)
 }
 
 // refuseError answers a request the Verifier could not decide on: 400 for

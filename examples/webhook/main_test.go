@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/twilioguard/twilioguard/client"
+	"github.com/twilioguard/twilioguard/internal/testserver"
+	"github.com/twilioguard/twilioguard/signature"
+)
+
+const (
+	testSID   = "AC0123456789abcdef0123456789abcdef"
+	testToken = "f00dfacef00dfacef00dfacef00dface"
+	// proxyAddr is the source address nginx connects to the apps from, so
+	// the proxy is a different peer from the test's own direct requests
+	// (127.0.0.1). Linux routes all of 127.0.0.0/8 to loopback.
+	proxyAddr = "127.0.0.2"
+)
+
+// smsBody has the bytes a proxy or a form parser could change: escapes,
+// '+', an apostrophe, a repeated key, an empty value and a '<' that the
+// TwiML answer must escape.
+const smsBody = "AccountSid=" + testSID + "&Body=caf%C3%A9+%2B+it%27s+%3Cb%3E&MediaUrl0=a&MediaUrl0=b&Empty=&From=%2B15005550006"
+
+// TestBehindNginx runs the example app behind a real TLS-terminating nginx,
+// against the real twilioguard service, with requests signed for the public
+// https:// URL as Twilio signs them.
+func TestBehindNginx(t *testing.T) {
+	t.Parallel()
+	nginxBin, certFile, keyFile := nginxOrSkip(t)
+
+	tg := testserver.Start(t, testserver.Options{})
+	tg.PutAccount(t, testSID, testToken)
+	c, err := client.New(tg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+
+	// Three copies of the app, each behind its own nginx listener: one that
+	// trusts nginx, one that trusts nobody, one with the public base URL.
+	ports := freePorts(t, 3)
+	public := func(i int) string { return fmt.Sprintf("https://127.0.0.1:%d", ports[i]) }
+	configs := []map[string]string{
+		{"TWILIOGUARD_TRUSTED_PROXIES": proxyAddr + "/32"},
+		{"TWILIOGUARD_TRUSTED_PROXIES": "10.0.0.0/8"},
+		{"TWILIOGUARD_PUBLIC_BASE_URL": public(2)},
+	}
+	apps := make([]*testApp, len(configs))
+	for i, env := range configs {
+		apps[i] = startApp(t, c, env)
+	}
+	trusting, untrusting, pinned := apps[0], apps[1], apps[2]
+	startNginx(t, nginxBin, certFile, keyFile, []nginxServer{
+		{Port: ports[0], Upstream: trusting.addr},
+		{Port: ports[1], Upstream: untrusting.addr},
+		{Port: ports[2], Upstream: pinned.addr},
+	})
+	https := tlsClient(t, certFile)
+
+	t.Run("trusted proxy: signed public URL passes", func(t *testing.T) {
+		target := public(0) + "/sms?x=%7e&y=it's"
+		got := post(t, https, target, target, smsBody, nil)
+		want := "<Message>Twilio's always there when you text! You said: café + it&#39;s &lt;b&gt;</Message>"
+		if got.status != 200 || !strings.Contains(got.body, want) {
+			t.Errorf("got %d %q; want 200 with %q", got.status, got.body, want)
+		}
+		voice := public(0) + "/voice"
+		got = post(t, https, voice, voice, "AccountSid="+testSID+"&CallSid=CA1&Caller=%2B15005550006", nil)
+		if got.status != 200 || !strings.Contains(got.body, "<Say>Twilio's always there when you call!</Say>") {
+			t.Errorf("voice: got %d %q; want 200 with <Say>", got.status, got.body)
+		}
+	})
+
+	t.Run("base URL: signed public URL passes", func(t *testing.T) {
+		target := public(2) + "/sms"
+		if got := post(t, https, target, target, smsBody, nil); got.status != 200 {
+			t.Errorf("got %d %q; want 200", got.status, got.body)
+		}
+	})
+
+	t.Run("untrusted proxy: refused with a near-miss hint", func(t *testing.T) {
+		target := public(1) + "/sms"
+		got := post(t, https, target, target, smsBody, nil)
+		if got.status != 403 || got.body != "invalid Twilio signature\n" {
+			t.Fatalf("got %d %q; want 403 with a short body", got.status, got.body)
+		}
+		line := untrusting.logs.last(t)
+		t.Logf("refusal logged: %v", line)
+		if line["reason"] != "SIGNATURE_MISMATCH" {
+			t.Errorf("log reason = %v; want SIGNATURE_MISMATCH (line %v)", line["reason"], line)
+		}
+		if hint, _ := line["hint"].(string); !strings.Contains(hint, "https") {
+			t.Errorf("log hint = %q; want the service's near-miss hint naming https", hint)
+		}
+		hint, _ := line["proxy_hint"].(string)
+		for _, want := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "peer " + proxyAddr, "not a trusted proxy"} {
+			if !strings.Contains(hint, want) {
+				t.Errorf("log proxy_hint = %q; want it to mention %q", hint, want)
+			}
+		}
+		if u := line["url"]; u != fmt.Sprintf("http://127.0.0.1:%d/sms", ports[1]) {
+			t.Errorf("log url = %v; want the URL rebuilt from the connection", u)
+		}
+		if strings.Contains(fmt.Sprint(line), testToken) {
+			t.Errorf("log line contains the auth token")
+		}
+	})
+
+	spoof := http.Header{
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-Host":  {"evil.example"},
+		"X-Forwarded-Port":  {"8443"},
+		"Forwarded":         {`for=10.1.1.1;proto=https;host="evil.example:8443"`},
+		"X-Original-Host":   {"evil.example"},
+	}
+	t.Run("spoofed headers through the trusted proxy change nothing", func(t *testing.T) {
+		target := public(0) + "/sms"
+		for _, evil := range []string{"https://evil.example:8443/sms", "http://evil.example/sms", "http://evil.example:8443/sms"} {
+			if got := post(t, https, target, evil, smsBody, spoof); got.status != 403 {
+				t.Errorf("signed for %s: got %d; want 403", evil, got.status)
+			}
+		}
+		if got := post(t, https, target, target, smsBody, spoof); got.status != 200 {
+			t.Errorf("signed for the public URL: got %d %q; want 200", got.status, got.body)
+		}
+	})
+
+	t.Run("spoofed headers sent directly to the app change nothing", func(t *testing.T) {
+		direct := "http://" + trusting.addr + "/sms" // peer 127.0.0.1: not trusted
+		for _, evil := range []string{"https://evil.example:8443/sms", "http://evil.example:8443/sms", public(0) + "/sms"} {
+			if got := post(t, http.DefaultClient, direct, evil, smsBody, spoof); got.status != 403 {
+				t.Errorf("signed for %s: got %d; want 403", evil, got.status)
+			}
+		}
+		if got := post(t, http.DefaultClient, direct, direct, smsBody, spoof); got.status != 200 {
+			t.Errorf("signed for the direct URL: got %d %q; want 200", got.status, got.body)
+		}
+	})
+
+	t.Run("verifier down: 503", func(t *testing.T) {
+		tg.Stop()
+		target := public(0) + "/sms"
+		got := post(t, https, target, target, smsBody, nil)
+		if got.status != 503 || got.body != "webhook verifier unavailable\n" {
+			t.Errorf("got %d %q; want 503 with a short body", got.status, got.body)
+		}
+		if line := trusting.logs.last(t); line["level"] != "ERROR" || line["error"] == nil {
+			t.Errorf("log = %v; want an ERROR line with the error", line)
+		}
+	})
+}
+
+// TestHandlerRejectsBadConfig checks that a bad setting stops the app at
+// start-up instead of failing later.
+func TestHandlerRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TWILIOGUARD_TRUSTED_PROXIES": "127.0.0.1,not-a-cidr"}
+	if _, err := newHandler(nil, slog.New(slog.DiscardHandler), func(k string) string { return env[k] }); err == nil {
+		t.Errorf("newHandler with a bad CIDR: nil error")
+	}
+}
+
+type testApp struct {
+	addr string
+	logs *jsonLog
+}
+
+func startApp(t *testing.T, c *client.Client, env map[string]string) *testApp {
+	t.Helper()
+	logs := &jsonLog{}
+	h, err := newHandler(c, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testApp{addr: srv.Listener.Addr().String(), logs: logs}
+}
+
+// jsonLog collects JSON log lines.
+type jsonLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *jsonLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *jsonLog) last(t *testing.T) map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	for sc.Scan() {
+		last = nil
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+	}
+	if last == nil {
+		t.Fatal("nothing logged")
+	}
+	return last
+}
+
+type response struct {
+	status int
+	body   string
+}
+
+// post sends rawBody to target, signed as Twilio signs a request to signedURL.
+func post(t *testing.T, hc *http.Client, target, signedURL, rawBody string, header http.Header) response {
+	t.Helper()
+	params, err := url.ParseQuery(rawBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, target, strings.NewReader(rawBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", signature.Sign(testToken, signedURL, params))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, string(b)}
+}
+
+// nginxOrSkip returns the nginx binary and the test certificate made by
+// scripts/setup.d/25-nginx.sh, skipping the test (failing with CI=true) when
+// they are not there.
+func nginxOrSkip(t *testing.T) (bin, cert, key string) {
+	t.Helper()
+	bin, cert, key = os.Getenv("TWILIOGUARD_TEST_NGINX"), os.Getenv("TWILIOGUARD_TEST_NGINX_CERT"), os.Getenv("TWILIOGUARD_TEST_NGINX_KEY")
+	if bin == "" || cert == "" || key == "" {
+		msg := "nginx not configured: run scripts/test.sh (it installs Debian's nginx and makes a certificate), " +
+			"or install nginx (apt-get install nginx) and set TWILIOGUARD_TEST_NGINX, TWILIOGUARD_TEST_NGINX_CERT and TWILIOGUARD_TEST_NGINX_KEY"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin, cert, key
+}
+
+func tlsClient(t *testing.T, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+type nginxServer struct {
+	Port     int
+	Upstream string
+}
+
+// nginxConf is a TLS-terminating reverse proxy as one would deploy it in
+// front of the app: it sets X-Forwarded-Proto/Host/Port/For itself and
+// removes the forwarded headers it does not set, so a client cannot choose
+// them.
+var nginxConf = template.Must(template.New("nginx.conf").Parse(`
+{{if .Root}}user root;{{end}}
+worker_processes 1;
+error_log {{.Dir}}/error.log info;
+events { worker_connections 64; }
+http {
+  access_log {{.Dir}}/access.log;
+  client_body_temp_path {{.Dir}}/client_body;
+  proxy_temp_path {{.Dir}}/proxy;
+  fastcgi_temp_path {{.Dir}}/fastcgi;
+  uwsgi_temp_path {{.Dir}}/uwsgi;
+  scgi_temp_path {{.Dir}}/scgi;
+{{range .Servers}}
+  server {
+    listen 127.0.0.1:{{.Port}} ssl;
+    ssl_certificate {{$.Cert}};
+    ssl_certificate_key {{$.Key}};
+    location / {
+      proxy_pass http://{{.Upstream}};
+      proxy_bind {{$.ProxyAddr}};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header Forwarded "";
+      proxy_set_header X-Original-Host "";
+    }
+  }
+{{end}}
+}
+`))
+
+// startNginx runs nginx in the foreground with its own configuration, logs
+// and pid file in a temporary directory, waits until every listener
+// accepts connections, and stops it when the test ends.
+func startNginx(t *testing.T, bin, cert, key string, servers []nginxServer) {
+	t.Helper()
+	dir := t.TempDir()
+	var conf bytes.Buffer
+	err := nginxConf.Execute(&conf, map[string]any{
+		"Root": os.Geteuid() == 0, "Dir": dir, "Cert": cert, "Key": key,
+		"ProxyAddr": proxyAddr, "Servers": servers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, conf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confFile, "-e", filepath.Join(dir, "error.log"),
+		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the child keeps its own descriptor
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	errorLog := func() string {
+		o, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
+		e, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return string(o) + string(e)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", errorLog())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for _, s := range servers {
+		for {
+			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), time.Second)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			select {
+			case err := <-done:
+				done <- err
+				t.Fatalf("nginx exited early (%v):\n%s", err, errorLog())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx not listening on %d after 15s:\n%s", s.Port, errorLog())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
