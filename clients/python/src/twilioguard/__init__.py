@@ -1,0 +1,46 @@
+"""twilioguard: verify Twilio webhooks through a central twilioguard service.
+
+The service holds the auth tokens of your Twilio accounts and checks each
+``X-Twilio-Signature`` exactly as Twilio computes it; this package is its
+dependency-free Python client::
+
+    import twilioguard
+
+    client = twilioguard.Client("http://twilioguard:8080", timeout=2.0)
+    verdict = client.verify_webhook(
+        url="https://example.com/sms",
+        body=raw_body,
+        content_type="application/x-www-form-urlencoded",
+        signature=headers["X-Twilio-Signature"],
+    )
+    if not verdict.valid:
+        print(verdict.reason, verdict.hint)
+
+:func:`sign` computes the signature Twilio would send, for tests.
+:mod:`twilioguard.django` holds the Django decorator and middleware, and
+:mod:`twilioguard.wsgi` rebuilds the signed URL behind proxies. Importing
+this package does not import Django.
+"""
+
+from __future__ import annotations
+
+from ._client import DEFAULT_TIMEOUT, Client
+from ._errors import InvalidArgumentError, TwilioguardError, UnavailableError
+from ._signature import Params, body_sha256, sign
+from ._verdict import Verdict
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Client",
+    "InvalidArgumentError",
+    "Params",
+    "TwilioguardError",
+    "UnavailableError",
+    "Verdict",
+    "__version__",
+    "body_sha256",
+    "sign",
+]
+
+#: __version__ is the version of this package.
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""The package installs with pip, ships py.typed, and needs no Django."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _need import need_module
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_installs_with_pip(tmp_path: Path) -> None:
+    need_module("setuptools")
+    # Build from a copy, so setuptools leaves nothing in the working tree.
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--no-cache-dir", "--target", str(target), str(project)],
+        capture_output=True, text=True, timeout=300,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"pip install failed:\n{result.stdout}\n{result.stderr}")
+    for name in ("__init__.py", "django.py", "wsgi.py", "py.typed"):
+        if not (target / "twilioguard" / name).is_file():
+            pytest.fail(f"installed package lacks {name}")
+    probe = (
+        "import importlib.metadata as m, twilioguard, sys;"
+        "assert twilioguard.__file__.startswith(sys.argv[1]), twilioguard.__file__;"
+        "print(m.version('twilioguard'), twilioguard.__version__, m.requires('twilioguard'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}", str(target)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if out.returncode != 0:
+        pytest.fail(f"installed package does not import:\n{out.stderr}")
+    dist_version, version, requires = out.stdout.split(maxsplit=2)
+    if dist_version != version:
+        pytest.fail(f"distribution version {dist_version} != twilioguard.__version__ {version}")
+    if requires.strip() not in ("None", "[]") and "extra ==" not in requires:
+        pytest.fail(f"package has runtime dependencies: {requires}")
+
+
+def test_imports_without_django() -> None:
+    src = PROJECT / "src"
+    code = (
+        "import sys; sys.modules['django'] = None; sys.modules['asgiref'] = None\n"
+        f"sys.path.insert(0, {str(src)!r})\n"
+        "import twilioguard, twilioguard.wsgi\n"
+        "assert twilioguard.sign('t', 'https://x/', {'a': '1'})\n"
+        "try:\n"
+        "    import twilioguard.django\n"
+        "except ImportError:\n"
+        "    print('django-needed')\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        pytest.fail(f"twilioguard needs Django to import:\n{out.stderr}")
+    if out.stdout.strip() != "django-needed":
+        pytest.fail(f"twilioguard.django imported without Django: {out.stdout!r}")
+
+
+def test_standard_library_only() -> None:
+    # Every import in the core modules names the standard library or the package.
+    stdlib = set(sys.stdlib_module_names)
+    for path in (PROJECT / "src" / "twilioguard").glob("*.py"):
+        if path.name == "django.py":
+            continue
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("import", "from") and not line.startswith(" "):
+                top = words[1].split(".")[0]
+                if top and top not in stdlib and top not in ("twilioguard", "__future__") and not top.startswith("."):
+                    pytest.fail(f"{path.name} imports {words[1]}, which is not in the standard library")
