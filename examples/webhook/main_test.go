@@ -174,9 +174,21 @@ func TestBehindNginx(t *testing.T) {
 // start-up instead of failing later.
 func TestHandlerRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"TWILIOGUARD_TRUSTED_PROXIES": "127.0.0.1,not-a-cidr"}
-	if _, err := newHandler(nil, slog.New(slog.DiscardHandler), func(k string) string { return env[k] }); err == nil {
-		t.Errorf("newHandler with a bad CIDR: nil error")
+	c, err := client.New("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []map[string]string{
+		{"TWILIOGUARD_TRUSTED_PROXIES": "127.0.0.1,not-a-cidr"},
+		{"TWILIOGUARD_PUBLIC_BASE_URL": "example.com"},
+	} {
+		_, err := newHandler(c, slog.New(slog.DiscardHandler), func(k string) string { return env[k] })
+		if err == nil {
+			t.Errorf("newHandler(%v): nil error", env)
+		}
+	}
+	if _, err := newHandler(c, slog.New(slog.DiscardHandler), func(string) string { return "" }); err != nil {
+		t.Errorf("newHandler with no settings: %v", err)
 	}
 }
 
