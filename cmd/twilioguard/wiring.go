@@ -15,13 +15,17 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/twilioguard/twilioguard/extauthz"
+	"github.com/twilioguard/twilioguard/middleware"
 	"github.com/twilioguard/twilioguard/server"
 	"github.com/twilioguard/twilioguard/store/postgres"
 	"github.com/twilioguard/twilioguard/store/sqlite"
 )
 
 // The in-process server is a Verifier for the gateway adapters.
-var _ extauthz.Verifier = (*server.Server)(nil)
+var (
+	_ extauthz.Verifier   = (*server.Server)(nil)
+	_ middleware.Verifier = (*server.Server)(nil)
+)
 
 // openStore opens the store named by --store: SQLite in the data directory
 // by default, or PostgreSQL for several replicas. This is the only place
