@@ -55,8 +55,8 @@ var _ extauthz.Verifier = (*fakeVerifier)(nil)
 
 // transports start s behind each way it can be served and return a grpc-go
 // client for it, as Envoy would call it.
-var transports = map[string]func(t *testing.T, s *extauthz.Server) authv3.AuthorizationClient{
-	"connect-h2c": func(t *testing.T, s *extauthz.Server) authv3.AuthorizationClient {
+var transports = map[string]func(t testing.TB, s *extauthz.Server) authv3.AuthorizationClient{
+	"connect-h2c": func(t testing.TB, s *extauthz.Server) authv3.AuthorizationClient {
 		mux := http.NewServeMux()
 		mux.Handle(s.Handler())
 		srv := httptest.NewUnstartedServer(mux)
@@ -67,7 +67,7 @@ var transports = map[string]func(t *testing.T, s *extauthz.Server) authv3.Author
 		t.Cleanup(srv.Close)
 		return dial(t, srv.Listener.Addr().String())
 	},
-	"grpc-go": func(t *testing.T, s *extauthz.Server) authv3.AuthorizationClient {
+	"grpc-go": func(t testing.TB, s *extauthz.Server) authv3.AuthorizationClient {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +80,7 @@ var transports = map[string]func(t *testing.T, s *extauthz.Server) authv3.Author
 	},
 }
 
-func dial(t *testing.T, addr string) authv3.AuthorizationClient {
+func dial(t testing.TB, addr string) authv3.AuthorizationClient {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("ext_authz"))
 	if err != nil {

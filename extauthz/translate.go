@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -133,8 +135,30 @@ func parseRoute(ext map[string]string) (route, error) {
 	return r, nil
 }
 
+// baseURLs caches checked public_base_url values; they come from Envoy's
+// configuration, so there are few of them. The cache stops growing at
+// maxBaseURLs entries.
+var (
+	baseURLs     sync.Map // string -> string
+	baseURLCount atomic.Int32
+)
+
+const maxBaseURLs = 1024
+
 // parseBaseURL checks a public_base_url and returns it without a trailing slash.
 func parseBaseURL(s string) (string, error) {
+	if b, ok := baseURLs.Load(s); ok {
+		return b.(string), nil
+	}
+	b, err := checkBaseURL(s)
+	if err == nil && baseURLCount.Add(1) <= maxBaseURLs {
+		baseURLs.Store(s, b)
+	}
+	return b, err
+}
+
+// checkBaseURL does the work of parseBaseURL.
+func checkBaseURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", fmt.Errorf("context extension %s: %w", ContextPublicBaseURL, err)
@@ -295,18 +319,38 @@ func setHeader(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+// Parts of responses that never change, shared by all responses (marshalling
+// only reads them).
+var (
+	verifiedTrue    = setHeader(HeaderVerified, "true")
+	denyContentType = []*corev3.HeaderValueOption{setHeader("content-type", "text/plain; charset=utf-8")}
+	// toRemove[shadow][i] lists the headers to strip when the verdict set
+	// i = 0: both verified headers, 1: only HeaderVerified, 2: neither.
+	toRemove = [2][3][]string{
+		{{HeaderShadow}, {HeaderAccountSID, HeaderShadow}, {HeaderVerified, HeaderAccountSID, HeaderShadow}},
+		{nil, {HeaderAccountSID}, {HeaderVerified, HeaderAccountSID}},
+	}
+)
+
 // checkResponse builds the CheckResponse for v. It never contains the hint
 // or reason in anything the client sees; those go to dynamic metadata only.
 func checkResponse(v verdict) *authv3.CheckResponse {
-	meta := &structpb.Struct{Fields: map[string]*structpb.Value{
-		"result": structpb.NewStringValue(string(v.result)),
-		"mode":   structpb.NewStringValue(v.route.mode()),
-	}}
-	for k, s := range map[string]string{"reason": v.reason, "hint": v.hint, "account_sid": v.accountSID, "route": v.route.name} {
-		if s != "" {
-			meta.Fields[k] = structpb.NewStringValue(s)
-		}
+	fields := make(map[string]*structpb.Value, 7)
+	fields["result"] = structpb.NewStringValue(string(v.result))
+	fields["mode"] = structpb.NewStringValue(v.route.mode())
+	if v.reason != "" {
+		fields["reason"] = structpb.NewStringValue(v.reason)
 	}
+	if v.hint != "" {
+		fields["hint"] = structpb.NewStringValue(v.hint)
+	}
+	if v.accountSID != "" {
+		fields["account_sid"] = structpb.NewStringValue(v.accountSID)
+	}
+	if v.route.name != "" {
+		fields["route"] = structpb.NewStringValue(v.route.name)
+	}
+	meta := &structpb.Struct{Fields: fields}
 
 	if !v.allowed() {
 		status, code, body := denyStatus(v.result)
@@ -314,28 +358,26 @@ func checkResponse(v verdict) *authv3.CheckResponse {
 			Status: &rpcstatus.Status{Code: int32(code)},
 			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 				Status:  &typev3.HttpStatus{Code: status},
-				Headers: []*corev3.HeaderValueOption{setHeader("content-type", "text/plain; charset=utf-8")},
+				Headers: denyContentType,
 				Body:    body,
 			}},
 			DynamicMetadata: meta,
 		}
 	}
 
-	ok := &authv3.OkHttpResponse{}
-	switch {
-	case v.result == resultValid && v.accountSID != "":
-		ok.Headers = append(ok.Headers, setHeader(HeaderVerified, "true"), setHeader(HeaderAccountSID, v.accountSID))
-	case v.result == resultValid:
-		ok.Headers = append(ok.Headers, setHeader(HeaderVerified, "true"))
-		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderAccountSID)
-	default:
-		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderVerified, HeaderAccountSID)
+	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, 3)}
+	set := 2
+	if v.result == resultValid {
+		ok.Headers, set = append(ok.Headers, verifiedTrue), 1
+		if v.accountSID != "" {
+			ok.Headers, set = append(ok.Headers, setHeader(HeaderAccountSID, v.accountSID)), 0
+		}
 	}
+	shadow := 0
 	if v.route.shadow {
-		ok.Headers = append(ok.Headers, setHeader(HeaderShadow, v.shadowValue()))
-	} else {
-		ok.HeadersToRemove = append(ok.HeadersToRemove, HeaderShadow)
+		ok.Headers, shadow = append(ok.Headers, setHeader(HeaderShadow, v.shadowValue())), 1
 	}
+	ok.HeadersToRemove = toRemove[shadow][set]
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
