@@ -1,0 +1,158 @@
+package signature
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzParseForm checks the form parser against net/url.ParseQuery, which
+// implements the same grammar except that it rejects ';'.
+func FuzzParseForm(f *testing.F) {
+	for _, s := range []string{
+		"", "a=1&b=2", "a=&b", "k=2&k=1&k=2", "a+b=c+d%2B%20e&&x=%C3%A9", "=v&%3D=%26", "a=%", "a=%2", "a=%zz",
+		"Body=100%25+sure&From=%2B14155550199", "a=b=c&&&", "%FF=%fe", "a;b=c",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := ParseForm(body)
+		if err != nil && !errors.Is(err, ErrMalformedRequest) {
+			t.Fatalf("ParseForm(%q) error %v does not wrap ErrMalformedRequest", body, err)
+		}
+		if strings.Contains(string(body), ";") {
+			return
+		}
+		want, wantErr := url.ParseQuery(string(body))
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("ParseForm(%q) error = %v, url.ParseQuery error = %v", body, err, wantErr)
+		}
+		if err == nil {
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("ParseForm(%q) differs from url.ParseQuery (-want +got):\n%s", body, diff)
+			}
+		}
+	})
+}
+
+// FuzzURLVariants checks that the variants of any URL keep everything but
+// the port and user information byte for byte.
+func FuzzURLVariants(f *testing.F) {
+	for _, s := range []string{
+		"https://example.com/sms", "HTTP://Example.com", "https://example.com:8443/a?b=c:d", "https://example.com:/a",
+		"https://[2001:db8::1]:8443/sms", "https://[::1]/x", "ftp://example.com/x", "https://user:p%40ss@example.com:8443/x?y=@",
+		"https://u@h?q", "https://h#f", "https://a@b@c:1/", "https://[::1", "https://h:99999/", "http://[::ffff:1.2.3.4]:80",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		vs, err := URLVariants(raw)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedRequest) {
+				t.Fatalf("URLVariants(%q) error %v does not wrap ErrMalformedRequest", raw, err)
+			}
+			return
+		}
+		if len(vs) == 0 || vs[0] != raw || len(vs) > maxVariants {
+			t.Fatalf("URLVariants(%q) = %q", raw, vs)
+		}
+		u, _ := splitURL(raw)
+		seen := map[string]bool{}
+		for _, v := range vs {
+			if seen[v] {
+				t.Fatalf("URLVariants(%q) repeats %q", raw, v)
+			}
+			seen[v] = true
+			p, err := splitURL(v)
+			if err != nil {
+				t.Fatalf("variant %q of %q does not split: %v", v, raw, err)
+			}
+			if p.scheme != u.scheme || p.host != u.host || p.rest != u.rest {
+				t.Fatalf("variant %q of %q changed more than port and userinfo", v, raw)
+			}
+			if p.userinfo != u.userinfo && p.userinfo != "" {
+				t.Fatalf("variant %q of %q has other userinfo", v, raw)
+			}
+			if p.port != u.port && p.port != "" && p.port != u.defPort {
+				t.Fatalf("variant %q of %q has port %q", v, raw, p.port)
+			}
+		}
+	})
+}
+
+// FuzzParseSettings checks that a parsed settings header names a key and a
+// known algorithm, and parses the same when written back.
+func FuzzParseSettings(f *testing.F) {
+	for _, s := range []string{
+		"key=KS1,algorithm=HMAC_SHA256", " algorithm = hmac_sha1 , key = KS1 ", "key=KS1", "key=KS1,version=2,",
+		"", "algorithm=HMAC_SHA256", "key=", "key=a,key=b", "key", "key=a,algorithm=HMAC_MD5", ",,,", "KEY=a=b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		s, err := ParseSettings(header)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedRequest) {
+				t.Fatalf("ParseSettings(%q) error %v does not wrap ErrMalformedRequest", header, err)
+			}
+			return
+		}
+		if s.KeyID == "" || (s.Algorithm != HMACSHA1 && s.Algorithm != HMACSHA256) {
+			t.Fatalf("ParseSettings(%q) = %+v", header, s)
+		}
+		again, err := ParseSettings("key=" + s.KeyID + ",algorithm=" + s.Algorithm.String())
+		if err != nil || again != s {
+			t.Fatalf("ParseSettings(%q) = %+v, but written back it parses to %+v, %v", header, s, again, err)
+		}
+	})
+}
+
+// FuzzCheck signs arbitrary requests and checks that Check accepts exactly
+// the genuine signature, in body mode and in params mode.
+func FuzzCheck(f *testing.F) {
+	f.Add("https://example.com/sms", []byte("Body=hi&From=%2B1"), "token", false)
+	f.Add("https://u:p@[::1]:8443/x?y=1", []byte("a=1&a=2&b="), "t", true)
+	f.Add("http://h:/", []byte("%zz"), "", false)
+	f.Fuzz(func(t *testing.T, rawURL string, body []byte, secret string, sha256 bool) {
+		alg := HMACSHA1
+		if sha256 {
+			alg = HMACSHA256
+		}
+		creds := []Credential{{Name: "other", Secret: "other-secret", Algorithm: alg}, {Name: "k", Secret: secret, Algorithm: alg}}
+		params, formErr := ParseForm(body)
+		sig := SignWith(alg, secret, rawURL, params)
+		req := &Request{URL: rawURL, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true, Signature: sig}
+		m, err := Check(req, creds)
+		_, urlErr := splitURL(rawURL)
+		switch {
+		case urlErr != nil || formErr != nil:
+			if !errors.Is(err, ErrMalformedRequest) {
+				t.Fatalf("Check = %v, want ErrMalformedRequest (url: %v, form: %v)", err, urlErr, formErr)
+			}
+			return
+		case secret == "":
+			if err == nil && m.Credential == 1 {
+				t.Fatalf("an empty secret verified")
+			}
+			return
+		case secret != "other-secret" && (err != nil || m.Credential != 1 || m.URL != rawURL):
+			t.Fatalf("Check of a genuine signature = %+v, %v", m, err)
+		}
+		req2 := &Request{URL: rawURL, Params: params, Signature: sig}
+		if m2, err := Check(req2, creds); err != nil || m2 != m {
+			t.Fatalf("params mode: Check = %+v, %v; body mode %+v", m2, err, m)
+		}
+		// Flip one bit of the MAC: the signature must no longer verify.
+		var mac [32]byte
+		n, _ := decodeSignature(sig, &mac)
+		mac[n/2] ^= 1
+		req.Signature = base64.StdEncoding.EncodeToString(mac[:n])
+		if _, err := Check(req, creds); !errors.Is(err, ErrMismatch) {
+			t.Fatalf("Check of a tampered signature = %v, want ErrMismatch", err)
+		}
+	})
+}
