@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -227,7 +228,7 @@ class Client:
                 if reused and attempt == 1:
                     continue
                 raise UnavailableError("unavailable", f"{self.base_url}: connection lost: {exc}") from exc
-            except TimeoutError as exc:
+            except (TimeoutError, socket.timeout) as exc:
                 self._drop(conn)
                 raise UnavailableError("deadline_exceeded", f"{self.base_url}: no answer within {self.timeout:g}s") from exc
             except (OSError, http.client.HTTPException) as exc:

@@ -214,7 +214,7 @@ def _verify(
         route=route,
         **raw,
     )
-    request.twilio_verdict = verdict  # type: ignore[attr-defined]
+    request.twilio_verdict = verdict  # type: ignore[attr-defined,unused-ignore]
     return verdict, proxy_hint
 
 
@@ -287,7 +287,7 @@ def validate_twilio_request(
 
     def decorate(func: _View) -> _View:
         label = route or getattr(func, "__name__", None)
-        wrapper: Callable[..., Any]
+        wrapper: Any
         if iscoroutinefunction(func):
             guard = sync_to_async(_guard, thread_sensitive=False)
 
@@ -309,8 +309,8 @@ def validate_twilio_request(
                 return func(request, *args, **kwargs)
 
             wrapper = sync_wrapper
-        wrapper.csrf_exempt = True  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        wrapper.csrf_exempt = True
+        return wrapper  # type: ignore[no-any-return]
 
     if view is not None:
         return decorate(view)
