@@ -203,6 +203,8 @@ def test_signature_settings_forwarded(service: FakeService) -> None:
         {"TWILIOGUARD_TRUSTED_PROXIES": ["10.0.0.0/33"]},
         {"TWILIOGUARD_PUBLIC_BASE_URL": "hooks.example.com"},
         {"TWILIOGUARD_PROXY_HEADERS": ["X-Real-IP"]},
+        {"TWILIOGUARD_TIMEOUT": "soon"},
+        {"TWILIOGUARD_TIMEOUT": 0},
     ],
 )
 def test_bad_settings_raise(service: FakeService, overrides: dict[str, Any]) -> None:

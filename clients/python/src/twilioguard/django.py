@@ -121,13 +121,13 @@ def _config() -> _Config:
             raise ImproperlyConfigured("TWILIOGUARD_URL must name the twilioguard service, e.g. 'http://twilioguard:8080'")
         try:
             config = _Config(
-                client=Client(url, timeout=timeout),
+                client=Client(url, timeout=float(timeout)),
                 accounts=_accounts(accounts),
                 public_base_url=validate_base_url(base) if base else None,
                 trusted_proxies=parse_networks(proxies),
                 proxy_headers=_proxy_headers(headers),
             )
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(f"twilioguard settings: {exc}") from exc
         if _cached is not None:
             _cached[1].client.close()

@@ -331,7 +331,7 @@ def rebuild_url(
             )
         elif proto == "http":
             hint = (
-                "URL rebuilt from a plain-HTTP request with no forwarded headers; behind a "
+                "URL rebuilt from a plain-HTTP connection with no forwarded headers; behind a "
                 "TLS-terminating proxy configure the public base URL or trusted proxies"
             )
         return f"{proto}://{host}{target}", hint
