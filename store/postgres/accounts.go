@@ -339,6 +339,9 @@ func (s *Store) openSecrets(a *store.Account, authToken, prevToken string, keys 
 		}
 		a.PreviousAuthToken = store.Secret(tok)
 	}
+	if string(keys) == "[]" {
+		return nil
+	}
 	var sk []sharedKeyJSON
 	if err := json.Unmarshal(keys, &sk); err != nil {
 		return fmt.Errorf("account %s: decode shared keys: %w", a.SID, err)
