@@ -39,7 +39,7 @@ def test_installs_with_pip(tmp_path: Path) -> None:
         "print(m.version('twilioguard'), twilioguard.__version__, m.requires('twilioguard'))"
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}", str(target)],
+        [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}", str(target)],
         capture_output=True, text=True, timeout=60,
     )
     if out.returncode != 0:
@@ -63,7 +63,7 @@ def test_imports_without_django() -> None:
         "except ImportError:\n"
         "    print('django-needed')\n"
     )
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-I", "-B", "-c", code], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         pytest.fail(f"twilioguard needs Django to import:\n{out.stderr}")
     if out.stdout.strip() != "django-needed":
