@@ -28,10 +28,12 @@ type kv struct {
 // newKV returns the parameter k=v.
 func newKV(k, v string) kv {
 	var pre uint64
-	for i := range 8 {
-		pre <<= 8
-		if i < len(k) {
-			pre |= uint64(k[i])
+	if len(k) >= 8 {
+		pre = uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+			uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
+	} else {
+		for i := range len(k) {
+			pre |= uint64(k[i]) << (56 - 8*i)
 		}
 	}
 	return kv{k: k, v: v, pre: pre}
@@ -91,7 +93,16 @@ func sortPairs(pairs []kv) []kv {
 			return strings.Compare(a.v, b.v)
 		})
 	}
-	return slices.CompactFunc(pairs, func(a, b kv) bool { return a.k == b.k && a.v == b.v })
+	// Remove duplicates, which are now adjacent.
+	n := min(len(pairs), 1)
+	for i := 1; i < len(pairs); i++ {
+		p, q := &pairs[i], &pairs[n-1]
+		if p.pre != q.pre || p.k != q.k || p.v != q.v {
+			pairs[n] = *p
+			n++
+		}
+	}
+	return pairs[:n]
 }
 
 // message is the signed string minus its URL: the parameters, at buf[p:],

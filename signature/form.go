@@ -5,15 +5,18 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseForm decodes an application/x-www-form-urlencoded body exactly as
 // Twilio encodes it: fields are separated by '&' only (';' is an ordinary
 // character), a field without '=' is a key with an empty value, empty values
 // and repeated keys are kept (values in the order sent), '+' is a space and
-// %XX is the byte XX. Empty fields ("a=1&&b=2") are skipped. A '%' not
-// followed by two hex digits is an error wrapping [ErrMalformedRequest] that
-// gives its byte offset.
+// %XX is the byte XX. Empty fields ("a=1&&b=2") are skipped. Decoded bytes
+// that are not UTF-8 (Twilio sends only UTF-8) become U+FFFD, one per maximal
+// ill-formed subsequence, as twilio-node and twilio-python decode them. A '%'
+// not followed by two hex digits is an error wrapping [ErrMalformedRequest]
+// that gives its byte offset.
 func ParseForm(body []byte) (url.Values, error) {
 	var buf [stackPairs]kv
 	pairs, err := decodeForm(body, buf[:0])
@@ -28,38 +31,99 @@ func ParseForm(body []byte) (url.Values, error) {
 }
 
 // decodeForm appends the fields of body to dst in wire order. All decoded
-// keys and values share one string, so the call allocates once.
+// keys and values share one string, so the call allocates once (unless some
+// field is not UTF-8, a path Twilio never takes).
 func decodeForm(body []byte, dst []kv) ([]kv, error) {
 	var sb strings.Builder
 	sb.Grow(len(body))
-	// Pass 1: validate and decode every key and value, back to back.
+	first := len(dst)
+	valid := true
+	// Pass 1: decode every key and value, back to back, recording their
+	// lengths in pre until the string is complete.
 	for off := 0; off < len(body); {
 		seg, next := field(body, off)
 		if len(seg) > 0 {
 			k, v, vOff := splitField(seg, off)
+			start := sb.Len()
 			if err := unescapeTo(&sb, k, off); err != nil {
 				return dst, err
 			}
+			kl := sb.Len() - start
 			if err := unescapeTo(&sb, v, vOff); err != nil {
 				return dst, err
 			}
+			vl := sb.Len() - start - kl
+			if valid {
+				all := sb.String()
+				valid = utf8.ValidString(all[start:start+kl]) && utf8.ValidString(all[start+kl:])
+			}
+			dst = append(dst, kv{pre: uint64(kl)<<32 | uint64(vl)})
 		}
 		off = next
 	}
 	// Pass 2: cut the decoded string into pairs.
 	all := sb.String()
 	pos := 0
-	for off := 0; off < len(body); {
-		seg, next := field(body, off)
-		if len(seg) > 0 {
-			k, v, _ := splitField(seg, off)
-			kl, vl := decodedLen(k), decodedLen(v)
-			dst = append(dst, newKV(all[pos:pos+kl], all[pos+kl:pos+kl+vl]))
-			pos += kl + vl
+	for i := first; i < len(dst); i++ {
+		kl, vl := int(dst[i].pre>>32), int(uint32(dst[i].pre))
+		k, v := all[pos:pos+kl], all[pos+kl:pos+kl+vl]
+		pos += kl + vl
+		if !valid {
+			k, v = toValidUTF8(k), toValidUTF8(v)
 		}
-		off = next
+		dst[i] = newKV(k, v)
 	}
 	return dst, nil
+}
+
+// toValidUTF8 replaces each maximal ill-formed subsequence of s with U+FFFD,
+// as the WHATWG and Unicode recommend and as twilio-node (Buffer) and
+// twilio-python (errors="replace") decode form bodies.
+func toValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		need, lo, hi := 0, byte(0x80), byte(0xbf)
+		switch {
+		case 0xc2 <= c && c <= 0xdf:
+			need = 1
+		case 0xe0 <= c && c <= 0xef:
+			need = 2
+			if c == 0xe0 {
+				lo = 0xa0
+			} else if c == 0xed {
+				hi = 0x9f
+			}
+		case 0xf0 <= c && c <= 0xf4:
+			need = 3
+			if c == 0xf0 {
+				lo = 0x90
+			} else if c == 0xf4 {
+				hi = 0x8f
+			}
+		}
+		j := i + 1
+		for n := 0; n < need && j < len(s) && lo <= s[j] && s[j] <= hi; n++ {
+			j++
+			lo, hi = 0x80, 0xbf
+		}
+		if need > 0 && j-i == need+1 {
+			b.WriteString(s[i:j]) // a complete, valid sequence
+		} else {
+			b.WriteString("\uFFFD") // the maximal subpart s[i:j], or one bad byte
+		}
+		i = j
+	}
+	return b.String()
 }
 
 // field returns the field of body starting at off and the offset of the next.

@@ -254,7 +254,7 @@ func (s *scratch) input(req *Request, u *urlParts) (input, error) {
 		if err != nil {
 			return input{}, err
 		}
-		sortPairs(pairs)
+		pairs = sortPairs(pairs)
 		return input{pairs: pairs}, nil
 	}
 	hash, ok := lastQueryValue(u.query, "bodySHA256")

@@ -190,6 +190,12 @@ func TestParseForm(t *testing.T) {
 		{"a+b=c+d%2B%20e&&x=%C3%A9;y", url.Values{"a b": {"c d+ e"}, "x": {"é;y"}}},
 		{"=v&%3D=%26", url.Values{"": {"v"}, "=": {"&"}}},
 		{"a=%2b%2B", url.Values{"a": {"++"}}},
+		{"k=%FF&k=%E2%82A&k=%C0%AF&%ED%A0%80=%F4%90%80%80", url.Values{
+			"k": {"\uFFFD", "\uFFFDA", "\uFFFD\uFFFD"}, "\uFFFD\uFFFD\uFFFD": {"\uFFFD\uFFFD\uFFFD\uFFFD"},
+		}},
+		{"k=%F0%9F%98&j=%F0%9F%98%80%80&i=%E0%80%80&h=%C3&g=a%80b", url.Values{
+			"k": {"\uFFFD"}, "j": {"😀\uFFFD"}, "i": {"\uFFFD\uFFFD\uFFFD"}, "h": {"\uFFFD"}, "g": {"a\uFFFDb"},
+		}},
 	}
 	for _, tt := range tests {
 		got, err := ParseForm([]byte(tt.body))

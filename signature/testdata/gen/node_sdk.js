@@ -437,11 +437,15 @@ form("boundary-shift", "{ab: c} and {a: bc} sign the same string", [["a", "bc"]]
   sign: { params: [["ab", "c"]] },
   note: "A weakness of the scheme: no separators. Every verifier accepts it.",
 });
-form("invalid-utf8", "%FF in a value (not UTF-8); the SDKs decode it to U+FFFD", null, {
-  body: "Body=%FF", sign: { params: [["Body", "\ufffd"]] },
-  expect: "mismatch",
-  note: "Twilio only sends UTF-8. We sign the decoded bytes as they are; node and python replace invalid UTF-8 with U+FFFD before signing.",
-});
+// Twilio only sends UTF-8. Bytes that are not are decoded to U+FFFD, one per
+// maximal ill-formed subsequence, as twilio-node and twilio-python do.
+for (const [i, esc] of ["%FF", "%E2%82A", "%C0%AF", "%ED%A0%80", "%F4%90%80%80", "%F0%9F%98", "%F0%9F%98%80%80", "a%80b"].entries()) {
+  const body = "Body=" + esc + "&K" + esc + "=1";
+  form(`invalid-utf8-${i}`, `bytes that are not UTF-8 (${esc}) decode to U+FFFD`, Object.entries(querystring.parse(body)), {
+    body,
+    note: "twilio-go signs the raw bytes; node, python and this package replace them with U+FFFD first (Twilio only sends UTF-8).",
+  });
+}
 for (const [i, body] of ["Body=100%", "Body=%zz", "Body=%2", "Body=ok&%G1=1"].entries()) {
   add({
     id: `form/bad-escape-${i}`, category: "form", description: `a '%' not followed by two hex digits (${body})`,
