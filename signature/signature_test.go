@@ -131,7 +131,6 @@ func TestVerifyBody(t *testing.T) {
 	}
 }
 
-
 func TestURLVariants(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
