@@ -45,15 +45,17 @@ func decodeForm(body []byte, dst []kv) ([]kv, error) {
 		if len(seg) > 0 {
 			k, v, vOff := splitField(seg, off)
 			start := sb.Len()
-			if err := unescapeTo(&sb, k, off); err != nil {
+			kHigh, err := unescapeTo(&sb, k, off)
+			if err != nil {
 				return dst, err
 			}
 			kl := sb.Len() - start
-			if err := unescapeTo(&sb, v, vOff); err != nil {
+			vHigh, err := unescapeTo(&sb, v, vOff)
+			if err != nil {
 				return dst, err
 			}
 			vl := sb.Len() - start - kl
-			if valid {
+			if valid && (kHigh || vHigh) {
 				all := sb.String()
 				valid = utf8.ValidString(all[start:start+kl]) && utf8.ValidString(all[start+kl:])
 			}
@@ -150,30 +152,35 @@ func decodedLen(b []byte) int {
 	return len(b) - 2*bytes.Count(b, []byte{'%'})
 }
 
-// unescapeTo writes b, with '+' as a space and %XX decoded, to sb. off is the
-// offset of b in the body, for the error message.
-func unescapeTo(sb *strings.Builder, b []byte, off int) error {
-	for len(b) > 0 {
-		i := bytes.IndexAny(b, "%+")
-		if i < 0 {
-			sb.Write(b)
-			return nil
+// unescapeTo writes b, with '+' as a space and %XX decoded, to sb, and
+// reports whether it wrote a byte outside ASCII. off is the offset of b in
+// the body, for the error message.
+func unescapeTo(sb *strings.Builder, b []byte, off int) (nonASCII bool, err error) {
+	var high byte
+	for i := 0; i < len(b); {
+		j := i
+		for j < len(b) && b[j] != '%' && b[j] != '+' {
+			high |= b[j]
+			j++
 		}
-		sb.Write(b[:i])
-		if b[i] == '+' {
+		sb.Write(b[i:j])
+		if j == len(b) {
+			break
+		}
+		if b[j] == '+' {
 			sb.WriteByte(' ')
-			b = b[i+1:]
-			off += i + 1
+			i = j + 1
 			continue
 		}
-		if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
-			return errorf("invalid percent-escape at byte " + strconv.Itoa(off+i) + " of the form body")
+		if j+2 >= len(b) || !isHex(b[j+1]) || !isHex(b[j+2]) {
+			return false, errorf("invalid percent-escape at byte " + strconv.Itoa(off+j) + " of the form body")
 		}
-		sb.WriteByte(unhex(b[i+1])<<4 | unhex(b[i+2]))
-		b = b[i+3:]
-		off += i + 3
+		c := unhex(b[j+1])<<4 | unhex(b[j+2])
+		high |= c
+		sb.WriteByte(c)
+		i = j + 3
 	}
-	return nil
+	return high >= utf8.RuneSelf, nil
 }
 
 // isHex reports whether c is a hex digit.
