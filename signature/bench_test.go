@@ -158,6 +158,8 @@ func BenchmarkTwilioGoValidateBody(b *testing.B) {
 	}
 }
 
+// TestVerifyAllocs is not parallel: testing.AllocsPerRun counts every
+// allocation in the process.
 func TestVerifyAllocs(t *testing.T) {
 	for _, c := range benchCases() {
 		allocs := testing.AllocsPerRun(100, func() {

@@ -330,3 +330,19 @@ func TestAlgorithm(t *testing.T) {
 		t.Errorf("SignWith(unknown) is not empty")
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"https://example.com/sms?x=1", "https://example.com/sms?x=1"},
+		{"https://user:secret@example.com:8443/sms?x=@", "https://user:xxxxx@example.com:8443/sms?x=@"},
+		{"https://user@example.com/", "https://user@example.com/"},
+		{"https://u:p@ss@[::1]/x", "https://u:xxxxx@[::1]/x"},
+		{"https://u:p@:99999/", "https://xxxxx"},
+		{"not a url", "not a url"},
+	} {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -197,3 +197,22 @@ func URLVariants(rawURL string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// RedactURL returns rawURL with the password of its user information, if
+// any, replaced by "xxxxx", for logs and responses. Nothing else changes. A
+// URL that does not split is returned with everything after its scheme
+// replaced, since it may hold a password that cannot be located.
+func RedactURL(rawURL string) string {
+	u, err := splitURL(rawURL)
+	if err != nil {
+		if i := strings.Index(rawURL, "://"); i >= 0 && strings.Contains(rawURL[i:], "@") {
+			return rawURL[:i+3] + "xxxxx"
+		}
+		return rawURL
+	}
+	user, _, hasPassword := strings.Cut(strings.TrimSuffix(u.userinfo, "@"), ":")
+	if !hasPassword {
+		return rawURL
+	}
+	return u.scheme + user + ":xxxxx@" + u.host + u.port + u.rest
+}
