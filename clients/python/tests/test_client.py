@@ -151,6 +151,7 @@ def test_verdict_decoding(fake_service: FakeService, body: dict[str, Any], want:
         (404, b"404 page not found", twilioguard.TwilioguardError, "unimplemented"),
         (200, b"<html>not json</html>", twilioguard.TwilioguardError, "unknown"),
         (200, b"[1,2]", twilioguard.TwilioguardError, "unknown"),
+        (200, b"", twilioguard.TwilioguardError, "unknown"),
     ],
 )
 def test_error_mapping(fake_service: FakeService, status: int, body: Any, error: type, code: str) -> None:

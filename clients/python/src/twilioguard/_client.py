@@ -241,7 +241,7 @@ class Client:
 
     def _decode(self, status: int, data: bytes) -> Mapping[str, Any]:
         try:
-            decoded = json.loads(data) if data else {}
+            decoded = json.loads(data) if data else None
         except ValueError:
             decoded = None
         if status == 200:
