@@ -55,6 +55,7 @@ type (
 		Args  []string `yaml:"args"`
 		Env   []struct {
 			Name      string `yaml:"name"`
+			Value     string `yaml:"value"`
 			ValueFrom *struct {
 				SecretKeyRef *struct{ Name, Key string } `yaml:"secretKeyRef"`
 			} `yaml:"valueFrom"`
@@ -63,6 +64,9 @@ type (
 			Name          string `yaml:"name"`
 			ContainerPort int    `yaml:"containerPort"`
 		} `yaml:"ports"`
+		Resources struct {
+			Limits map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
 		StartupProbe   *probe `yaml:"startupProbe"`
 		ReadinessProbe *probe `yaml:"readinessProbe"`
 		LivenessProbe  *probe `yaml:"livenessProbe"`
@@ -225,6 +229,20 @@ func TestManifestsAgree(t *testing.T) {
 		t.Errorf("liveness probe = %+v; want grpc on port %d", p, ports["http"])
 	}
 
+	// GOMEMLIMIT stays below the memory limit.
+	limit := bytesOf(t, c.Resources.Limits["memory"])
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			if soft := bytesOf(t, e.Value); soft >= limit || soft < limit*3/4 {
+				t.Errorf("GOMEMLIMIT %s: want 75%%-100%% of the memory limit %s", e.Value, c.Resources.Limits["memory"])
+			}
+			limit = 0
+		}
+	}
+	if limit != 0 {
+		t.Error("no GOMEMLIMIT below the memory limit")
+	}
+
 	// Every Secret reference names a key of the example Secret.
 	keys := m.secret.StringData
 	for _, e := range c.Env {
@@ -262,6 +280,26 @@ func TestManifestsAgree(t *testing.T) {
 			t.Errorf("%s=%s is not a file of a mounted Secret (have %v)", flag, f, files)
 		}
 	}
+}
+
+// bytesOf parses a quantity such as 1Gi (Kubernetes) or 900MiB (Go).
+func bytesOf(t *testing.T, q string) int64 {
+	t.Helper()
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"Gi", 1 << 30}, {"Mi", 1 << 20}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(q, u.suffix); ok {
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err != nil {
+				t.Fatalf("quantity %q: %v", q, err)
+			}
+			return n * u.mult
+		}
+	}
+	t.Fatalf("quantity %q: want a Mi, Gi, MiB or GiB suffix", q)
+	return 0
 }
 
 // flagValue returns the value of --name=value in args.
@@ -324,8 +362,11 @@ func TestContainerStarts(t *testing.T) {
 	cmd := exec.Command(testserver.Binary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
 	for _, e := range c.Env {
-		if e.Name == "TWILIOGUARD_STORE" {
+		switch {
+		case e.Name == "TWILIOGUARD_STORE":
 			cmd.Env = append(cmd.Env, "TWILIOGUARD_STORE="+newDatabase(t, base))
+		case e.ValueFrom == nil:
+			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 		}
 	}
 	var logs bytes.Buffer
