@@ -346,7 +346,7 @@ func TestCheckResponse(t *testing.T) {
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1")},
 				HeadersToRemove: []string{"x-twilioguard-shadow"},
-			}, meta("result", "valid", "mode", "enforce", "account_sid", "AC1", "route", "sms")),
+			}, meta("result", "valid", "account_sid", "AC1")),
 		},
 		{
 			name: "valid without account sid",
@@ -354,23 +354,23 @@ func TestCheckResponse(t *testing.T) {
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true")},
 				HeadersToRemove: []string{"x-twilio-account-sid", "x-twilioguard-shadow"},
-			}, meta("result", "valid", "mode", "enforce")),
+			}, meta("result", "valid")),
 		},
 		{
 			name: "invalid: 403 and the diagnosis only in metadata",
 			v:    verdict{result: resultInvalid, reason: "SIGNATURE_MISMATCH", hint: "matches the https form", accountSID: "AC1", route: enforce},
 			want: deny(codes.PermissionDenied, typev3.StatusCode_Forbidden, "Forbidden\n",
-				meta("result", "invalid", "mode", "enforce", "reason", "SIGNATURE_MISMATCH", "hint", "matches the https form", "account_sid", "AC1", "route", "sms")),
+				meta("result", "invalid", "reason", "SIGNATURE_MISMATCH", "hint", "matches the https form", "account_sid", "AC1")),
 		},
 		{
 			name: "malformed: 400",
 			v:    verdict{result: resultMalformed, route: route{}},
-			want: deny(codes.InvalidArgument, typev3.StatusCode_BadRequest, "Bad Request\n", meta("result", "malformed", "mode", "enforce")),
+			want: deny(codes.InvalidArgument, typev3.StatusCode_BadRequest, "Bad Request\n", meta("result", "malformed")),
 		},
 		{
 			name: "partial body: 413",
 			v:    verdict{result: resultPartialBody, route: route{}},
-			want: deny(codes.InvalidArgument, typev3.StatusCode_PayloadTooLarge, "Payload Too Large\n", meta("result", "partial_body", "mode", "enforce")),
+			want: deny(codes.InvalidArgument, typev3.StatusCode_PayloadTooLarge, "Payload Too Large\n", meta("result", "partial_body")),
 		},
 		{
 			name: "shadow valid",
