@@ -17,7 +17,7 @@ const (
 	// watchBackoffMin and watchBackoffMax bound the wait between reconnect
 	// attempts; the wait doubles after every failed attempt.
 	watchBackoffMin = 100 * time.Millisecond
-	watchBackoffMax = 2 * time.Second
+	watchBackoffMax = time.Second
 	// watchIdle is how long Watch waits for a notification before it pings
 	// the connection, so a silently dead connection is noticed.
 	watchIdle = 15 * time.Second
@@ -33,7 +33,7 @@ const (
 // calls follow, so a caller that reloads on "" misses nothing.
 //
 // Watch holds one dedicated connection (outside the pool). When it breaks,
-// Watch reconnects with exponential backoff (100 ms to 2 s, jittered) for as
+// Watch reconnects with exponential backoff (100 ms doubling to 1 s, jittered) for as
 // long as ctx lives, and returns ctx's error when ctx ends.
 func (s *Store) Watch(ctx context.Context, changed func(sid string)) error {
 	backoff := watchBackoffMin
