@@ -33,8 +33,8 @@ const (
 // calls follow, so a caller that reloads on "" misses nothing.
 //
 // Watch holds one dedicated connection (outside the pool). When it breaks,
-// Watch reconnects with exponential backoff (100 ms doubling to 1 s, jittered) for as
-// long as ctx lives, and returns ctx's error when ctx ends.
+// Watch reconnects with exponential backoff (100 ms doubling to 1 s,
+// jittered) for as long as ctx lives, and returns ctx's error when ctx ends.
 func (s *Store) Watch(ctx context.Context, changed func(sid string)) error {
 	backoff := watchBackoffMin
 	for {
