@@ -46,7 +46,7 @@ func Diagnose(req *Request, creds []Credential) string {
 // diagnosis is a request prepared for trying near misses.
 type diagnosis struct {
 	u        urlParts
-	pairs    []kv // sorted, as signed
+	pairs    []kv // as signed, in no particular order
 	wire     []kv // as sent
 	bodyMode bool
 	budget   int // MACs left to compute
@@ -86,7 +86,7 @@ func newDiagnosis(req *Request, creds []Credential) (diagnosis, bool) {
 	default:
 		for k, vs := range req.Params {
 			for _, v := range vs {
-				d.wire = append(d.wire, newKV(k, v))
+				d.wire = append(d.wire, kv{k, v})
 			}
 		}
 	}
@@ -249,7 +249,7 @@ var droppable = func() []string {
 func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 	var out []nearMiss
 	add := func(rawURL string, p []kv, hint string) {
-		out = append(out, nearMiss{url: rawURL, pairs: sortPairs(p), hint: hint})
+		out = append(out, nearMiss{url: rawURL, pairs: p, hint: hint})
 	}
 	if len(pairs) > 0 {
 		add(req.URL, nil, "signature covers the URL only, as for a GET or JSON webhook: do not pass the form fields as params")
@@ -258,7 +258,7 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 			var p []kv
 			for k, vs := range vals {
 				for _, v := range vs {
-					p = append(p, newKV(k, v))
+					p = append(p, kv{k, v})
 				}
 			}
 			add(u.raw[:len(u.raw)-len(u.rest)]+strings.SplitN(u.rest, "?", 2)[0], p,
@@ -271,7 +271,7 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 		for i, e := range pairs {
 			v, ok := f(e.v)
 			changed = changed || ok
-			p[i] = newKV(e.k, v)
+			p[i] = kv{e.k, v}
 		}
 		return p, changed
 	}
@@ -300,7 +300,7 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 	withEmpty := func(names []string) []kv {
 		p := append([]kv(nil), pairs...)
 		for _, n := range names {
-			p = append(p, newKV(n, ""))
+			p = append(p, kv{n, ""})
 		}
 		return p
 	}
@@ -345,12 +345,14 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 	return out
 }
 
-// repeated reports whether some key of the sorted pairs has several values.
+// repeated reports whether some key of pairs has several distinct values.
 func repeated(pairs []kv) bool {
-	for i := 1; i < len(pairs); i++ {
-		if pairs[i].k == pairs[i-1].k {
+	first := map[string]string{}
+	for _, e := range pairs {
+		if v, ok := first[e.k]; ok && v != e.v {
 			return true
 		}
+		first[e.k] = e.v
 	}
 	return false
 }

@@ -18,101 +18,95 @@ const (
 	maxVariants = 6    // see urlParts.variants
 )
 
-// kv is one form parameter. pre holds the first 8 bytes of the key, big
-// endian and zero padded, so most comparisons are one integer comparison.
-type kv struct {
-	k, v string
-	pre  uint64
-}
-
-// newKV returns the parameter k=v.
-func newKV(k, v string) kv {
-	var pre uint64
-	if len(k) >= 8 {
-		pre = uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
-			uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
-	} else {
-		for i := range len(k) {
-			pre |= uint64(k[i]) << (56 - 8*i)
-		}
-	}
-	return kv{k: k, v: v, pre: pre}
-}
+// kv is one form parameter.
+type kv struct{ k, v string }
 
 // scratch is the working memory of one verification. It is meant to live on
 // the caller's stack.
 type scratch struct {
 	pairs    [stackPairs]kv
+	order    [stackPairs]uint64
 	keyList  [stackKeys]key
 	variants [maxVariants]variant
 	buf      [stackBytes]byte
 }
 
-// collect returns the parameters of params sorted by key, then value, with
-// duplicate (key, value) pairs removed: the order Twilio signs them in.
+// collect returns the parameters of params, in no particular order.
 func (s *scratch) collect(params url.Values) []kv {
 	pairs := s.pairs[:0]
 	for k, vs := range params {
 		for _, v := range vs {
-			pairs = append(pairs, newKV(k, v))
+			pairs = append(pairs, kv{k, v})
 		}
 	}
-	return sortPairs(pairs)
+	return pairs
 }
 
-// less orders parameters by key, then by value, both in byte order (which
-// for UTF-8 is code-point order).
-func less(a, b *kv) bool {
-	if a.pre != b.pre {
-		return a.pre < b.pre // the keys differ in their first 8 bytes
+// compareKV orders parameters by key, then by value, both in byte order
+// (which for UTF-8 is code-point order).
+func compareKV(a, b *kv) int {
+	if c := strings.Compare(a.k, b.k); c != 0 {
+		return c
 	}
-	if a.k != b.k {
-		return a.k < b.k
-	}
-	return a.v < b.v
+	return strings.Compare(a.v, b.v)
 }
 
-// sortPairs sorts pairs in place, removes duplicate pairs and returns the
-// shortened slice.
-func sortPairs(pairs []kv) []kv {
-	if len(pairs) <= 64 {
-		// Binary insertion sort: no indirect calls, few comparisons, and
-		// one memmove per element; fast for webhook-sized inputs.
-		for i := 1; i < len(pairs); i++ {
-			x := pairs[i]
-			if !less(&x, &pairs[i-1]) {
-				continue
+// prefix7 returns the first 7 bytes of k, zero padded, as the top 56 bits
+// of an integer, so that prefix7(a) < prefix7(b) implies a < b.
+func prefix7(k string) uint64 {
+	if len(k) >= 7 {
+		return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+			uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8
+	}
+	var p uint64
+	for i := range len(k) {
+		p |= uint64(k[i]) << (56 - 8*i)
+	}
+	return p
+}
+
+// signingOrder returns the indices of pairs (masked by mask) in the order
+// Twilio signs them: by key, then by value, with duplicate pairs removed.
+// The parameters themselves are not moved: sorting plain integers is fast.
+func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64) {
+	order = s.order[:0]
+	if len(pairs) > 256 {
+		for i := range pairs {
+			order = append(order, uint64(i))
+		}
+		slices.SortFunc(order, func(a, b uint64) int { return compareKV(&pairs[a], &pairs[b]) })
+		mask = ^uint64(0)
+	} else {
+		// Sort on (7-byte key prefix, index), then sort each run of equal
+		// prefixes by the whole key and value.
+		for i := range pairs {
+			order = append(order, prefix7(pairs[i].k)|uint64(i))
+		}
+		slices.Sort(order)
+		mask = 0xff
+		for lo := 0; lo < len(order); {
+			hi := lo + 1
+			for hi < len(order) && order[hi]>>8 == order[lo]>>8 {
+				hi++
 			}
-			lo, hi := 0, i-1 // x goes before pairs[hi]
-			for lo < hi {
-				m := int(uint(lo+hi) >> 1)
-				if less(&x, &pairs[m]) {
-					hi = m
-				} else {
-					lo = m + 1
+			for i := lo + 1; i < hi; i++ {
+				for j := i; j > lo && compareKV(&pairs[order[j]&mask], &pairs[order[j-1]&mask]) < 0; j-- {
+					order[j], order[j-1] = order[j-1], order[j]
 				}
 			}
-			copy(pairs[lo+1:i+1], pairs[lo:i])
-			pairs[lo] = x
+			lo = hi
 		}
-	} else {
-		slices.SortFunc(pairs, func(a, b kv) int {
-			if c := strings.Compare(a.k, b.k); c != 0 {
-				return c
-			}
-			return strings.Compare(a.v, b.v)
-		})
 	}
-	// Remove duplicates, which are now adjacent.
-	n := min(len(pairs), 1)
-	for i := 1; i < len(pairs); i++ {
-		p, q := &pairs[i], &pairs[n-1]
-		if p.pre != q.pre || p.k != q.k || p.v != q.v {
-			pairs[n] = *p
+	// Remove duplicate pairs, which are now adjacent.
+	n := min(len(order), 1)
+	for i := 1; i < len(order); i++ {
+		p, q := &pairs[order[i]&mask], &pairs[order[n-1]&mask]
+		if p.k != q.k || p.v != q.v {
+			order[n] = order[i]
 			n++
 		}
 	}
-	return pairs[:n]
+	return order[:n], mask
 }
 
 // message is the signed string minus its URL: the parameters, at buf[p:],
@@ -122,10 +116,12 @@ type message struct {
 	p   int
 }
 
-// message lays out pairs for URLs of up to maxURL bytes.
+// message lays out pairs, in signing order, for URLs of up to maxURL bytes.
 func (s *scratch) message(pairs []kv, maxURL int) message {
+	order, mask := s.signingOrder(pairs)
 	n := 0
-	for _, e := range pairs {
+	for _, o := range order {
+		e := &pairs[o&mask]
 		n += len(e.k) + len(e.v)
 	}
 	p := blockSize + maxURL
@@ -136,7 +132,8 @@ func (s *scratch) message(pairs []kv, maxURL int) message {
 		buf = make([]byte, p+n)
 	}
 	off := p
-	for _, e := range pairs {
+	for _, o := range order {
+		e := &pairs[o&mask]
 		off += copy(buf[off:], e.k)
 		off += copy(buf[off:], e.v)
 	}

@@ -36,10 +36,10 @@ func ParseForm(body []byte) (url.Values, error) {
 func decodeForm(body []byte, dst []kv) ([]kv, error) {
 	var sb strings.Builder
 	sb.Grow(len(body))
-	first := len(dst)
+	var lensBuf [stackPairs]uint64
+	lens := lensBuf[:0] // key length << 32 | value length
 	valid := true
-	// Pass 1: decode every key and value, back to back, recording their
-	// lengths in pre until the string is complete.
+	// Pass 1: decode every key and value, back to back.
 	for off := 0; off < len(body); {
 		seg, next := field(body, off)
 		if len(seg) > 0 {
@@ -59,21 +59,21 @@ func decodeForm(body []byte, dst []kv) ([]kv, error) {
 				all := sb.String()
 				valid = utf8.ValidString(all[start:start+kl]) && utf8.ValidString(all[start+kl:])
 			}
-			dst = append(dst, kv{pre: uint64(kl)<<32 | uint64(vl)})
+			lens = append(lens, uint64(kl)<<32|uint64(vl))
 		}
 		off = next
 	}
 	// Pass 2: cut the decoded string into pairs.
 	all := sb.String()
 	pos := 0
-	for i := first; i < len(dst); i++ {
-		kl, vl := int(dst[i].pre>>32), int(uint32(dst[i].pre))
+	for _, l := range lens {
+		kl, vl := int(l>>32), int(uint32(l))
 		k, v := all[pos:pos+kl], all[pos+kl:pos+kl+vl]
 		pos += kl + vl
 		if !valid {
 			k, v = toValidUTF8(k), toValidUTF8(v)
 		}
-		dst[i] = newKV(k, v)
+		dst = append(dst, kv{k, v})
 	}
 	return dst, nil
 }

@@ -254,7 +254,6 @@ func (s *scratch) input(req *Request, u *urlParts) (input, error) {
 		if err != nil {
 			return input{}, err
 		}
-		pairs = sortPairs(pairs)
 		return input{pairs: pairs}, nil
 	}
 	hash, ok := lastQueryValue(u.query, "bodySHA256")
