@@ -53,6 +53,9 @@ type cache struct {
 	names   map[string][]string // SID -> its aliases
 	loaded  bool
 	synced  time.Time
+	// touched records the SIDs changed while a full load is reading the
+	// store (nil when none runs), so the load cannot bring back older data.
+	touched map[string]struct{}
 }
 
 func newCache() *cache {
@@ -91,6 +94,7 @@ func (c *cache) set(a *store.Account) {
 	cr := newCredentials(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.touch(a.SID)
 	c.removeLocked(a.SID)
 	c.bySID[a.SID] = cr
 	if len(a.Aliases) > 0 {
@@ -105,7 +109,21 @@ func (c *cache) set(a *store.Account) {
 func (c *cache) remove(sid string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.touch(sid)
 	c.removeLocked(sid)
+}
+
+func (c *cache) touch(sid string) {
+	if c.touched != nil {
+		c.touched[sid] = struct{}{}
+	}
+}
+
+// beginLoad starts recording changes for [cache.replace].
+func (c *cache) beginLoad() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.touched = make(map[string]struct{})
 }
 
 func (c *cache) removeLocked(sid string) {
@@ -118,13 +136,32 @@ func (c *cache) removeLocked(sid string) {
 	delete(c.bySID, sid)
 }
 
-// replace swaps in a complete new set of accounts (a full resync).
+// replace swaps in a complete new set of accounts (a full resync) read
+// since beginLoad. Accounts changed in the meantime keep their newer state.
 func (c *cache) replace(next *cache, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for sid := range c.touched {
+		next.removeLocked(sid)
+		if cr, ok := c.bySID[sid]; ok {
+			next.bySID[sid] = cr
+			next.names[sid] = c.names[sid]
+			for _, al := range c.names[sid] {
+				next.aliases[al] = sid
+			}
+		}
+	}
+	c.touched = nil
 	c.bySID, c.aliases, c.names = next.bySID, next.aliases, next.names
 	c.loaded = true
 	c.synced = now
+}
+
+// abortLoad stops recording changes after a failed load.
+func (c *cache) abortLoad() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.touched = nil
 }
 
 // status reports whether a full load ever succeeded, when the last one

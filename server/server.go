@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +101,7 @@ type Server struct {
 	cache   *cache
 	metrics *metrics
 	storeUp atomic.Bool
+	loadMu  sync.Mutex // one full load at a time
 }
 
 var (
@@ -163,12 +165,16 @@ func New(cfg Config) (*Server, error) {
 // Load reads every account from the store into the cache. Serving before a
 // successful Load answers Unavailable.
 func (s *Server) Load(ctx context.Context) error {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	s.cache.beginLoad()
 	next := newCache()
 	err := s.cfg.Store.All(ctx, func(a *store.Account) error {
 		next.set(a)
 		return nil
 	})
 	if err != nil {
+		s.cache.abortLoad()
 		s.storeUp.Store(false)
 		return fmt.Errorf("load accounts: %w", err)
 	}
