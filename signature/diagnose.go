@@ -253,8 +253,8 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 	}
 	if len(pairs) > 0 {
 		add(req.URL, nil, "signature covers the URL only, as for a GET or JSON webhook: do not pass the form fields as params")
-	} else if u.query != "" {
-		if vals, err := url.ParseQuery(u.query); err == nil {
+	} else if u.query() != "" {
+		if vals, err := url.ParseQuery(u.query()); err == nil {
 			var p []kv
 			for k, vs := range vals {
 				for _, v := range vs {

@@ -3,6 +3,7 @@ package signature
 import (
 	"crypto/sha1" //nolint:gosec // Twilio signs with HMAC-SHA1.
 	"crypto/sha256"
+	"encoding/binary"
 	"net/url"
 	"slices"
 	"strings"
@@ -188,9 +189,10 @@ func (k *key) init(alg Algorithm, secret string) {
 		h := sha1.Sum([]byte(secret)) //nolint:gosec // HMAC-SHA1 key reduction.
 		copy(kb[:], h[:])
 	}
-	for i, b := range kb {
-		k.ipad[i] = b ^ 0x36
-		k.opad[i] = b ^ 0x5c
+	for i := 0; i < blockSize; i += 8 {
+		w := binary.LittleEndian.Uint64(kb[i:])
+		binary.LittleEndian.PutUint64(k.ipad[i:], w^0x3636363636363636)
+		binary.LittleEndian.PutUint64(k.opad[i:], w^0x5c5c5c5c5c5c5c5c)
 	}
 }
 

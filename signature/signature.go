@@ -256,7 +256,7 @@ func (s *scratch) input(req *Request, u *urlParts) (input, error) {
 		}
 		return input{pairs: pairs}, nil
 	}
-	hash, ok := lastQueryValue(u.query, "bodySHA256")
+	hash, ok := lastQueryValue(u.query(), "bodySHA256")
 	if !ok {
 		return input{}, ErrMissingBodyHash
 	}

@@ -12,7 +12,17 @@ type urlParts struct {
 	port     string // ":8443", ":" (empty port), or "" (none)
 	rest     string // path, query and fragment
 	defPort  string // ":443" for https, ":80" for http, "" otherwise
-	query    string // the query without '?' and fragment
+}
+
+// query returns the query of u, without '?' and fragment.
+func (u *urlParts) query() string {
+	_, tail := splitPath(u.rest)
+	q, ok := strings.CutPrefix(tail, "?")
+	if !ok {
+		return ""
+	}
+	q, _, _ = strings.Cut(q, "#")
+	return q
 }
 
 // splitURL splits raw into its parts. It rejects what is not an absolute
@@ -44,9 +54,9 @@ func splitURL(raw string) (urlParts, error) {
 		u.defPort = ":80"
 	}
 	after := raw[i+3:]
-	end := strings.IndexAny(after, "/?#")
-	if end < 0 {
-		end = len(after)
+	end := 0
+	for end < len(after) && after[end] != '/' && after[end] != '?' && after[end] != '#' {
+		end++
 	}
 	authority := after[:end]
 	u.rest = after[end:]
@@ -75,17 +85,11 @@ func splitURL(raw string) (urlParts, error) {
 	if u.host[0] == '[' {
 		inner = u.host[1 : len(u.host)-1] // ends in ']' by construction
 	}
-	if strings.ContainsAny(inner, "[]") {
+	if strings.IndexByte(inner, '[') >= 0 || strings.IndexByte(inner, ']') >= 0 {
 		return urlParts{}, errorf("URL has a misplaced bracket in its host")
 	}
 	if !validPort(u.port) {
 		return urlParts{}, errorf("URL has an invalid port")
-	}
-	if q := strings.IndexByte(u.rest, '?'); q >= 0 {
-		u.query = u.rest[q+1:]
-		if h := strings.IndexByte(u.query, '#'); h >= 0 {
-			u.query = u.query[:h]
-		}
 	}
 	return u, nil
 }
