@@ -174,13 +174,17 @@ func BodySHA256(body []byte) string {
 // credential, in order, then each other URL variant (see [URLVariants]) with
 // every credential, and returns the first match.
 //
-// Credentials with an empty secret or an unknown algorithm are skipped; when
-// none is left the error is [ErrNoCredentials]. The other errors are
-// [ErrMissingSignature], [ErrMalformedSignature], wrapped
-// [ErrMalformedRequest] (bad URL or form body, or both Params and a body),
-// [ErrMissingBodyHash], [ErrMismatch] and [ErrBodyHashMismatch]. On
-// ErrBodyHashMismatch the returned Match says which credential and URL the
-// valid signature came from; on any other error the Match is meaningless.
+// Credentials with an empty secret or an unknown algorithm are skipped. The
+// checks run in this order, and the first that fails decides the error:
+// [ErrMissingSignature] (empty Signature); [ErrNoCredentials] (no credential
+// left); [ErrMalformedSignature] (not the canonical padded base64 of a MAC
+// of a length some credential's algorithm produces); a wrapped
+// [ErrMalformedRequest] (bad URL, bad form body, or both Params and a body);
+// [ErrMissingBodyHash] (a non-form body without bodySHA256); then
+// [ErrMismatch] when nothing matches, or [ErrBodyHashMismatch] when the
+// signature matches but the body's SHA-256 does not. On ErrBodyHashMismatch
+// the returned Match says which credential and URL the valid signature came
+// from; on any other error the Match is meaningless.
 func Check(req *Request, creds []Credential) (Match, error) {
 	var s scratch
 	return s.check(req, creds)
