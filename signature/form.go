@@ -147,11 +147,6 @@ func splitField(seg []byte, off int) (k, v []byte, vOff int) {
 	return seg[:eq], seg[eq+1:], off + eq + 1
 }
 
-// decodedLen returns the length of the already validated b once unescaped.
-func decodedLen(b []byte) int {
-	return len(b) - 2*bytes.Count(b, []byte{'%'})
-}
-
 // unescapeTo writes b, with '+' as a space and %XX decoded, to sb, and
 // reports whether it wrote a byte outside ASCII. off is the offset of b in
 // the body, for the error message.
