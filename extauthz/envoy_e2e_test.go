@@ -729,6 +729,21 @@ func TestEnvoyDeployConfig(t *testing.T) {
 	e := startEnvoy(t, cfg)
 	client := &http.Client{Timeout: 30 * time.Second}
 
+	// The cluster's gRPC health check reaches twilioguard's grpc.health.v1.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, st := httpGet(e.admin + "/stats?filter=" + url.QueryEscape(`^cluster\.twilioguard\.health_check\.(success|failure)$`))
+		if strings.Contains(st, "health_check.success: ") && !strings.Contains(st, "health_check.success: 0") {
+			if strings.Contains(st, "health_check.failure: ") && !strings.Contains(st, "health_check.failure: 0") {
+				t.Errorf("twilioguard health check failed: %s", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful health check of twilioguard: %s", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	body, params := form("AccountSid", sid, "Body", "hi")
 	signed := request{path: "/twilio/sms", contentType: formType, body: body,
 		signature: signature.Sign(token, "https://hooks.example.com/twilio/sms", params)}
