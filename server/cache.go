@@ -12,6 +12,8 @@ import (
 // memory so that verifying never waits on the store.
 type credentials struct {
 	sid           string
+	version       int64
+	created       time.Time
 	authToken     string
 	previousToken string
 	previousUntil time.Time
@@ -27,6 +29,8 @@ type sharedKey struct {
 func newCredentials(a *store.Account) *credentials {
 	c := &credentials{
 		sid:           a.SID,
+		version:       a.Version,
+		created:       a.CreateTime,
 		authToken:     a.AuthToken.Reveal(),
 		previousToken: a.PreviousAuthToken.Reveal(),
 		previousUntil: a.PreviousExpireTime,
@@ -89,11 +93,16 @@ func (c *cache) resolve(key string) (string, bool) {
 	return cr.sid, true
 }
 
-// set adds or replaces one account.
+// set adds or replaces one account. A write that lands after a newer one
+// of the same account (concurrent admin calls, late notifications) is
+// ignored.
 func (c *cache) set(a *store.Account) {
 	cr := newCredentials(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old, ok := c.bySID[a.SID]; ok && old.created.Equal(a.CreateTime) && old.version > a.Version {
+		return
+	}
 	c.touch(a.SID)
 	c.removeLocked(a.SID)
 	c.bySID[a.SID] = cr

@@ -55,6 +55,8 @@ const (
 	DefaultMaxURLBytes    = 8 << 10
 	DefaultResyncInterval = time.Minute
 	DefaultGrace          = 24 * time.Hour
+	// DefaultMaxHintsPerSecond is the default of Config.MaxHintsPerSecond.
+	DefaultMaxHintsPerSecond = 100
 )
 
 // Config configures a [Server]. Only Store and AdminToken are required.
@@ -81,6 +83,10 @@ type Config struct {
 	// ResyncInterval is how often the whole cache is reloaded from the store
 	// as a safety net (default 1 minute; negative disables it).
 	ResyncInterval time.Duration
+	// MaxHintsPerSecond bounds how many near-miss diagnoses (each costs up
+	// to a few hundred MACs) the server computes per second; mismatches
+	// beyond it get no hint. Default 100; negative disables hints.
+	MaxHintsPerSecond int
 	// DefaultGrace is RotateAuthToken's grace window when none is given
 	// (default 24 h).
 	DefaultGrace time.Duration
@@ -101,6 +107,7 @@ type Server struct {
 	cache   *cache
 	metrics *metrics
 	storeUp atomic.Bool
+	hints   *budget
 	loadMu  sync.Mutex // one full load at a time
 }
 
@@ -136,6 +143,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DefaultGrace <= 0 {
 		cfg.DefaultGrace = DefaultGrace
 	}
+	if cfg.MaxHintsPerSecond == 0 {
+		cfg.MaxHintsPerSecond = DefaultMaxHintsPerSecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -153,7 +163,7 @@ func New(cfg Config) (*Server, error) {
 			cfg.Gatherer = prometheus.DefaultGatherer
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache()}
+	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(), hints: newBudget(cfg.MaxHintsPerSecond)}
 	m, err := newMetrics(cfg.Registerer, s)
 	if err != nil {
 		return nil, err
@@ -260,12 +270,15 @@ func (s *Server) refresh(ctx context.Context, sid string) {
 // GET /healthz, GET /readyz and GET /metrics.
 func (s *Server) Routes(mux *http.ServeMux) {
 	opts := []connect.HandlerOption{
+		connect.WithCodec(jsonCodec{}),
 		connect.WithCompressMinBytes(1024),
 		connect.WithReadMaxBytes(2*s.cfg.MaxBodyBytes + 8*s.cfg.MaxURLBytes + 64<<10),
 	}
-	mux.Handle(twilioguardv1connect.NewVerifierServiceHandler(s, opts...))
+	path, h := twilioguardv1connect.NewVerifierServiceHandler(s, opts...)
+	mux.Handle(path, checkGetMessage(h))
 	adminOpts := append(opts, connect.WithInterceptors(adminAuth(s.cfg.AdminToken)))
-	mux.Handle(twilioguardv1connect.NewAccountServiceHandler(s, adminOpts...))
+	path, h = twilioguardv1connect.NewAccountServiceHandler(s, adminOpts...)
+	mux.Handle(path, checkGetMessage(h))
 
 	services := append([]string{
 		twilioguardv1connect.VerifierServiceName,

@@ -122,7 +122,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		resp.Reason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
 	default: // ErrMismatch, ErrNoCredentials
 		resp.Reason = twilioguardv1.Reason_SIGNATURE_MISMATCH
-		resp.Hint = signature.Diagnose(sreq, creds)
+		if s.hints.take(time.Now()) {
+			resp.Hint = signature.Diagnose(sreq, creds)
+		}
 	}
 	return resp, nil
 }
@@ -160,18 +162,14 @@ func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*sig
 	if err != nil {
 		return nil, fmt.Errorf("contentType %q: %w", truncate(req.ContentType, 100), err)
 	}
-	if mediaType != "application/x-www-form-urlencoded" {
-		sreq.Body, sreq.ContentType, sreq.HasBody = req.Body, req.ContentType, true
-		return sreq, nil
+	if mediaType == "application/x-www-form-urlencoded" {
+		if n := bytes.Count(req.Body, []byte("&")) + 1; n > s.cfg.MaxParams {
+			return nil, fmt.Errorf("too many form fields in body: %d (at most %d)", n, s.cfg.MaxParams)
+		}
 	}
-	if n := bytes.Count(req.Body, []byte("&")) + 1; n > s.cfg.MaxParams {
-		return nil, fmt.Errorf("too many form fields in body: %d (at most %d)", n, s.cfg.MaxParams)
-	}
-	params, err := signature.ParseForm(req.Body)
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
-	}
-	sreq.Params = params
+	// The signature package parses form bodies itself, exactly as Twilio
+	// encodes them, and checks any other body against bodySHA256.
+	sreq.Body, sreq.ContentType, sreq.HasBody = req.Body, mediaType, true
 	return sreq, nil
 }
 
@@ -184,14 +182,14 @@ func (s *Server) checkURL(raw string) error {
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || (!strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https")) {
-		return fmt.Errorf("url %q: must start with http:// or https://", truncate(raw, 100))
+		return fmt.Errorf("url %q: must start with http:// or https://", truncate(signature.RedactURL(raw), 100))
 	}
 	if rest == "" || rest[0] == '/' || rest[0] == '?' {
-		return fmt.Errorf("url %q: no host", truncate(raw, 100))
+		return fmt.Errorf("url %q: no host", truncate(signature.RedactURL(raw), 100))
 	}
 	for i := 0; i < len(raw); i++ {
 		if c := raw[i]; c < 0x21 || c == 0x7f {
-			return fmt.Errorf("url %q: control character or space at byte %d", truncate(raw, 100), i)
+			return fmt.Errorf("url: control character or space at byte %d", i)
 		}
 	}
 	return nil
@@ -237,14 +235,15 @@ func claimedAccountSid(r *signature.Request) string {
 	if v := r.Params["AccountSid"]; len(v) > 0 {
 		return v[0]
 	}
+	if r.HasBody && r.ContentType == "application/x-www-form-urlencoded" {
+		if v, ok := formField(string(r.Body), "AccountSid"); ok {
+			return v
+		}
+	}
 	if _, query, ok := strings.Cut(r.URL, "?"); ok {
 		query, _, _ = strings.Cut(query, "#")
-		for part := range strings.SplitSeq(query, "&") {
-			if v, ok := strings.CutPrefix(part, "AccountSid="); ok {
-				if u, err := url.QueryUnescape(v); err == nil {
-					return u
-				}
-			}
+		if v, ok := formField(query, "AccountSid"); ok {
+			return v
 		}
 	}
 	if r.HasBody && len(r.Body) > 0 && r.Body[0] == '{' {
@@ -262,6 +261,19 @@ func claimedAccountSid(r *signature.Request) string {
 	return ""
 }
 
+// formField returns the decoded value of the first field name in an
+// application/x-www-form-urlencoded string.
+func formField(form, name string) (string, bool) {
+	for part := range strings.SplitSeq(form, "&") {
+		if v, ok := strings.CutPrefix(part, name+"="); ok {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u, true
+			}
+		}
+	}
+	return "", false
+}
+
 // credentials lists the secrets to try, in order: the SharedKey named by the
 // settings header (when the account has it and allows the algorithm), the
 // auth token, and the previous auth token while it is unexpired. keyReason
@@ -271,12 +283,18 @@ func (s *Server) credentials(acct *credentials, settings string) ([]signature.Cr
 	keyReason := twilioguardv1.Reason_REASON_UNSPECIFIED
 	if settings != "" {
 		st, err := signature.ParseSettings(settings)
-		if err != nil {
+		switch {
+		case errors.Is(err, signature.ErrAlgorithmNotAllowed):
+			// An algorithm no key may use; the auth tokens are still tried.
+			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
+			st = signature.Settings{}
+		case err != nil:
 			return nil, keyReason, fmt.Errorf("signatureSettings: %w", err)
+		default:
+			keyReason = twilioguardv1.Reason_UNKNOWN_SHARED_KEY
 		}
-		keyReason = twilioguardv1.Reason_UNKNOWN_SHARED_KEY
 		for _, k := range acct.sharedKeys {
-			if k.id != st.KeyID {
+			if st.KeyID == "" || k.id != st.KeyID {
 				continue
 			}
 			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED

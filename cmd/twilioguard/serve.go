@@ -46,6 +46,7 @@ type serveConfig struct {
 	resyncInterval  time.Duration
 	shutdownTimeout time.Duration
 	accountLabel    bool
+	maxHints        int
 	extauthzAddr    string
 }
 
@@ -67,6 +68,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&c.resyncInterval, "resync-interval", server.DefaultResyncInterval, "how often the account cache is fully reloaded from the store")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight calls may take to finish on SIGTERM")
 	fs.BoolVar(&c.accountLabel, "metrics-account-label", true, "label verification metrics with the account SID (turn off with very many accounts)")
+	fs.IntVar(&c.maxHints, "max-hints-per-second", server.DefaultMaxHintsPerSecond, "near-miss diagnoses computed per second at most (negative: none)")
 	fs.StringVar(&c.extauthzAddr, "extauthz-addr", "", "also serve Envoy ext_authz Check on this address with a native gRPC server")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -95,17 +97,18 @@ func serve(ctx context.Context, e env, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := server.New(server.Config{
-		Store:          st,
-		AdminToken:     store.Secret(adminToken),
-		Logger:         log,
-		Registerer:     reg,
-		Gatherer:       reg,
-		MaxBodyBytes:   c.maxBodyBytes,
-		MaxParams:      c.maxParams,
-		MaxURLBytes:    c.maxURLBytes,
-		ResyncInterval: c.resyncInterval,
-		AccountLabel:   c.accountLabel,
-		ExtraServices:  gatewayServices(),
+		Store:             st,
+		AdminToken:        store.Secret(adminToken),
+		Logger:            log,
+		Registerer:        reg,
+		Gatherer:          reg,
+		MaxBodyBytes:      c.maxBodyBytes,
+		MaxParams:         c.maxParams,
+		MaxURLBytes:       c.maxURLBytes,
+		ResyncInterval:    c.resyncInterval,
+		AccountLabel:      c.accountLabel,
+		MaxHintsPerSecond: c.maxHints,
+		ExtraServices:     gatewayServices(),
 	})
 	if err != nil {
 		return err

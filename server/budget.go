@@ -1,0 +1,34 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// budget allows up to n events per second (a fixed one-second window). A
+// nil or non-positive budget allows nothing.
+type budget struct {
+	mu     sync.Mutex
+	n      int
+	window time.Time
+	used   int
+}
+
+func newBudget(n int) *budget { return &budget{n: n} }
+
+// take reports whether one more event fits in the current second.
+func (b *budget) take(now time.Time) bool {
+	if b == nil || b.n <= 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.window) >= time.Second {
+		b.window, b.used = now, 0
+	}
+	if b.used >= b.n {
+		return false
+	}
+	b.used++
+	return true
+}
