@@ -18,6 +18,7 @@ import (
 	"github.com/twilioguard/twilioguard/middleware"
 	"github.com/twilioguard/twilioguard/server"
 	"github.com/twilioguard/twilioguard/store/postgres"
+	"github.com/twilioguard/twilioguard/store/seal"
 	"github.com/twilioguard/twilioguard/store/sqlite"
 )
 
@@ -42,6 +43,7 @@ func openStore(ctx context.Context, e env, c serveConfig, log *slog.Logger) (ser
 		if err != nil {
 			return nil, nil, err
 		}
+		resealInBackground(ctx, st, keys, log)
 		return st, func() { _ = st.Close() }, nil
 	case u == "", strings.HasPrefix(u, "sqlite://"):
 		path := strings.TrimPrefix(u, "sqlite://")
@@ -56,9 +58,28 @@ func openStore(ctx context.Context, e env, c serveConfig, log *slog.Logger) (ser
 		if err != nil {
 			return nil, nil, err
 		}
+		resealInBackground(ctx, st, keys, log)
 		return st, func() { _ = st.Close() }, nil
 	}
 	return nil, nil, errors.New("--store: want empty (SQLite in --data-dir), sqlite:///path/file.db or postgres://…")
+}
+
+// resealInBackground seals every secret again with the primary key when the
+// keyring also holds older keys (a secret-key rotation in progress).
+func resealInBackground(ctx context.Context, st interface {
+	Reseal(context.Context) (int, error)
+}, keys *seal.Keyring, log *slog.Logger) {
+	if !keys.HasOldKeys() {
+		return
+	}
+	go func() {
+		n, err := st.Reseal(ctx)
+		if err != nil {
+			log.Warn("resealing secrets with the new secret key failed; it is retried at the next start", "err", err)
+			return
+		}
+		log.Info("secrets sealed with the new secret key; older keys may now be removed", "resealed", n, "key_id", keys.PrimaryID())
+	}()
 }
 
 // gatewayServices are the extra gRPC services announced by health and

@@ -94,6 +94,10 @@ type Keyring struct {
 	aeads   map[string]cipher.AEAD
 }
 
+// HasOldKeys reports whether the keyring holds keys besides the primary
+// one, that is, whether values sealed with an older key may still exist.
+func (k *Keyring) HasOldKeys() bool { return len(k.aeads) > 1 }
+
 // NewKeyring returns a keyring that seals with primary and opens values
 // sealed with primary or any of old. Each key must be [KeySize] bytes. A key
 // given twice is kept once.

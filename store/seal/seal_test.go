@@ -243,3 +243,26 @@ func TestNeedsReseal(t *testing.T) {
 		}
 	}
 }
+
+func TestHasOldKeys(t *testing.T) {
+	t.Parallel()
+	a, b := key(1), key(2)
+	tests := []struct {
+		name string
+		old  [][]byte
+		want bool
+	}{
+		{"primary only", nil, false},
+		{"same key twice", [][]byte{a}, false},
+		{"rotation", [][]byte{b}, true},
+	}
+	for _, tt := range tests {
+		k, err := seal.NewKeyring(a, tt.old...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.HasOldKeys(); got != tt.want {
+			t.Errorf("%s: HasOldKeys() = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
