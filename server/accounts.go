@@ -40,6 +40,9 @@ func (s *Server) PutAccount(ctx context.Context, req *twilioguardv1.PutAccountRe
 	if !sidPattern.MatchString(in.Sid) {
 		return nil, invalid("account.sid %q: must be AC followed by 32 lowercase hex digits", truncate(in.Sid, 40))
 	}
+	if in.Version < 0 {
+		return nil, invalid("account.version must not be negative")
+	}
 	existing, err := s.cfg.Store.Get(ctx, in.Sid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -112,6 +115,9 @@ func (s *Server) ListAccounts(ctx context.Context, req *twilioguardv1.ListAccoun
 
 // DeleteAccount removes an account.
 func (s *Server) DeleteAccount(ctx context.Context, req *twilioguardv1.DeleteAccountRequest) (*twilioguardv1.DeleteAccountResponse, error) {
+	if req.Version < 0 {
+		return nil, invalid("version must not be negative")
+	}
 	a, err := s.get(ctx, req.Account)
 	if err != nil {
 		return nil, err
@@ -341,4 +347,3 @@ func accountToProto(a *store.Account) *twilioguardv1.Account {
 	}
 	return out
 }
-

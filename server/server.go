@@ -108,6 +108,7 @@ type Server struct {
 	metrics *metrics
 	storeUp atomic.Bool
 	hints   *budget
+	routes  routeSet
 	loadMu  sync.Mutex // one full load at a time
 }
 
@@ -345,8 +346,8 @@ func adminAuth(token store.Secret) connect.UnaryInterceptorFunc {
 	want := []byte(token.Reveal())
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			got, ok := strings.CutPrefix(req.Header().Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			scheme, got, _ := strings.Cut(strings.TrimSpace(req.Header().Get("Authorization")), " ")
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
 				return nil, connect.NewError(connect.CodeUnauthenticated,
 					errors.New("admin calls need the header Authorization: Bearer <admin token>"))
 			}

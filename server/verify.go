@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,6 +26,9 @@ const (
 	credPreviousToken = "previous_auth_token"
 )
 
+// maxAllowedAccounts bounds VerifyWebhookRequest.allowed_accounts.
+const maxAllowedAccounts = 100
+
 // maxSignatureBytes bounds the signature header; anything longer is
 // malformed whatever it contains (HMAC-SHA256 in base64 is 44 bytes).
 const maxSignatureBytes = 512
@@ -35,7 +39,7 @@ func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWeb
 	start := time.Now()
 	resp, err := s.verify(req)
 	elapsed := time.Since(start)
-	route := routeLabel(req.GetRoute())
+	route := s.routes.label(req.GetRoute())
 	if err != nil {
 		s.metrics.observe("error", connect.CodeOf(err).String(), "", route, "", elapsed)
 		s.log.LogAttrs(ctx, slog.LevelInfo, "verification refused",
@@ -134,6 +138,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*signature.Request, error) {
 	if err := s.checkURL(req.Url); err != nil {
 		return nil, err
+	}
+	if len(req.AllowedAccounts) > maxAllowedAccounts {
+		return nil, fmt.Errorf("too many allowedAccounts: %d (at most %d)", len(req.AllowedAccounts), maxAllowedAccounts)
 	}
 	sreq := &signature.Request{URL: req.Url, Signature: req.Signature}
 	bodyMode := len(req.Body) > 0 || req.ContentType != ""
@@ -330,8 +337,17 @@ func algorithmToProto(a signature.Algorithm) twilioguardv1.Algorithm {
 	return twilioguardv1.Algorithm_ALGORITHM_UNSPECIFIED
 }
 
-// routeLabel keeps caller-chosen route names safe as metric labels.
-func routeLabel(r string) string {
+// maxRoutes bounds the distinct route labels in metrics; callers choose
+// them, so later ones are counted as "other".
+const maxRoutes = 100
+
+// routeSet keeps caller-chosen route names safe as metric labels.
+type routeSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (rs *routeSet) label(r string) string {
 	if r == "" {
 		return "default"
 	}
@@ -344,6 +360,18 @@ func routeLabel(r string) string {
 			return "other"
 		}
 	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.seen[r] {
+		return r
+	}
+	if len(rs.seen) >= maxRoutes {
+		return "other"
+	}
+	if rs.seen == nil {
+		rs.seen = make(map[string]bool)
+	}
+	rs.seen[r] = true
 	return r
 }
 
