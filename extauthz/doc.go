@@ -24,11 +24,11 @@
 // true and x-twilio-account-sid set, replacing any copies the client sent. A
 // bad signature is denied with 403, a malformed request with 400 and a
 // partial body with 413; the client sees only the status text, while the
-// reason and diagnosis go to the log and to Envoy's dynamic metadata
-// (namespace envoy.filters.http.ext_authz, keys result, reason, hint,
-// account_sid, and mode on shadow routes) for the access log. When the
-// verifier cannot decide, Check returns a gRPC error and Envoy applies
-// status_on_error.
+// reason and diagnosis of a request that was not verified go to the log and
+// to Envoy's dynamic metadata (namespace envoy.filters.http.ext_authz, keys
+// result, reason, hint, account_sid, and mode on shadow routes) for the
+// access log. When the verifier cannot decide, Check returns a gRPC error and
+// Envoy applies status_on_error.
 //
 // Translation is kept apart from serving: the same Check is served by a
 // connect handler ([Server.Handler]) on the service's port and, where the

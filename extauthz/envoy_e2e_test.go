@@ -450,7 +450,7 @@ func TestEnvoy(t *testing.T) {
 			req:      request{path: "/twilio/sms?Foo=bar", contentType: formType, body: body, signature: signedA},
 			wantCode: 200, wantCheck: "ok",
 			wantUp:  map[string][]string{"X-Twilioguard-Verified": {"true"}, "X-Twilio-Account-Sid": {sidA}, "X-Twilioguard-Shadow": nil},
-			wantLog: []string{"result=valid"},
+			wantLog: []string{"result=-", "acct=" + sidA, "verified=true"},
 		},
 		{
 			name:     "client-forged verified headers are overwritten",
@@ -767,8 +767,11 @@ func TestEnvoyDeployConfig(t *testing.T) {
 	if n := len(app.take()); n != 1 {
 		t.Errorf("upstream calls = %d; want 1 (the health check)", n)
 	}
-	if line := e.logLine(t, `"POST /twilio/sms" 403 .*`); !strings.Contains(line, "twilioguard=invalid reason=MISSING_SIGNATURE") {
+	if line := e.logLine(t, `"POST /twilio/sms" 403 .*`); !strings.Contains(line, "twilioguard=invalid reason=MISSING_SIGNATURE account="+sid) {
 		t.Errorf("access log %q lacks the verdict", line)
+	}
+	if line := e.logLine(t, `"POST /twilio/sms" 200 .*`); !strings.Contains(line, "verified=true verified_account="+sid+" twilioguard=-") {
+		t.Errorf("access log %q lacks the verified account", line)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -47,6 +48,11 @@ type Server struct {
 	log         *slog.Logger
 	metrics     *metrics
 	handlerOpts []connect.HandlerOption
+
+	valid struct { // CheckResponses of valid verdicts in enforce mode, by account SID
+		sync.RWMutex
+		m map[string]*authv3.CheckResponse
+	}
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -93,12 +99,14 @@ func NewServer(v Verifier, opts ...Option) *Server {
 	if err != nil {
 		panic("extauthz: register metrics: " + err.Error())
 	}
-	return &Server{
+	s := &Server{
 		v:           v,
 		log:         c.log,
 		metrics:     m,
 		handlerOpts: append([]connect.HandlerOption{connect.WithReadMaxBytes(defaultReadMaxBytes)}, c.handlerOpts...),
 	}
+	s.valid.m = map[string]*authv3.CheckResponse{}
+	return s
 }
 
 // Check answers one ext_authz check. Every verdict is a CheckResponse: OK with
@@ -138,7 +146,32 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if v.result == resultError && !r.shadow {
 		return nil, status.Error(code, "twilioguard: cannot verify the webhook")
 	}
+	if v.result == resultValid && !r.shadow {
+		return s.validResponse(v), nil
+	}
 	return checkResponse(v), nil
+}
+
+// maxCachedResponses bounds Server.valid.
+const maxCachedResponses = 4096
+
+// validResponse returns checkResponse(v) for a valid verdict in enforce
+// mode, which depends only on the account: the answer to most checks is
+// built once per account and shared (marshalling only reads it).
+func (s *Server) validResponse(v verdict) *authv3.CheckResponse {
+	s.valid.RLock()
+	resp, ok := s.valid.m[v.accountSID]
+	s.valid.RUnlock()
+	if ok {
+		return resp
+	}
+	resp = checkResponse(v)
+	s.valid.Lock()
+	if len(s.valid.m) < maxCachedResponses {
+		s.valid.m[v.accountSID] = resp
+	}
+	s.valid.Unlock()
+	return resp
 }
 
 // errorCode picks the gRPC code returned to Envoy for a verifier error.

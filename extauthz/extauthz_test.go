@@ -390,3 +390,32 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	return n
 }
+
+// TestCheckConcurrent runs checks from many goroutines against one server,
+// whose answers to valid requests are shared between calls (run with -race).
+func TestCheckConcurrent(t *testing.T) {
+	t.Parallel()
+	for name, start := range transports {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			client := start(t, extauthz.NewServer(nopVerifier{&twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}}))
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for range 25 {
+						resp, err := client.Check(t.Context(), check(map[string]string{"route": "sms"}))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if got := header(resp.GetOkResponse(), "x-twilio-account-sid"); !cmp.Equal(got, []string{"AC123"}) {
+							t.Errorf("x-twilio-account-sid = %q; want [AC123]", got)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,19 @@ import (
 type metrics struct {
 	checks   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches the labelled metrics, cheaper to find than through
+	// WithLabelValues. The labels come from Envoy's configuration and a
+	// fixed set of results and reasons, so the map stays small.
+	mu     sync.RWMutex
+	series map[seriesKey]series
+}
+
+type seriesKey struct{ route, mode, result, reason string }
+
+type series struct {
+	checks   prometheus.Counter
+	duration prometheus.Observer
 }
 
 // newMetrics creates the collectors and registers them with reg when reg is
@@ -18,6 +32,7 @@ type metrics struct {
 // registered collectors are shared.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		series: map[seriesKey]series{},
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twilioguard_extauthz_checks_total",
 			Help: "Envoy ext_authz checks by route, mode (enforce, shadow), result " +
@@ -63,6 +78,19 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 
 // observe records one Check.
 func (m *metrics) observe(v verdict, d time.Duration) {
-	m.checks.WithLabelValues(v.route.name, v.route.mode(), string(v.result), v.reason).Inc()
-	m.duration.WithLabelValues(string(v.result)).Observe(d.Seconds())
+	k := seriesKey{v.route.name, v.route.mode(), string(v.result), v.reason}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if !ok {
+		s = series{
+			checks:   m.checks.WithLabelValues(k.route, k.mode, k.result, k.reason),
+			duration: m.duration.WithLabelValues(k.result),
+		}
+		m.mu.Lock()
+		m.series[k] = s
+		m.mu.Unlock()
+	}
+	s.checks.Inc()
+	s.duration.Observe(d.Seconds())
 }

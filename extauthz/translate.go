@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -96,69 +95,92 @@ func (r route) mode() string {
 // configuration error (with_request_body missing or disabled on the route).
 var errBodyNotSent = errors.New("request has a body but the check request carries none: enable with_request_body on the ext_authz filter")
 
+// routeKey is the raw context extensions of a route; has* say whether a key
+// was present (present and empty is an error).
+type routeKey struct {
+	baseURL, accounts, mode, name string
+	hasBaseURL, hasAccounts       bool
+}
+
+// routes caches parsed routes. Context extensions come from Envoy's
+// configuration, so there are few distinct ones; the cache stops growing at
+// maxRoutes entries. Cached routes are shared and never modified.
+var routes = struct {
+	sync.RWMutex
+	m map[routeKey]route
+}{m: map[routeKey]route{}}
+
+const maxRoutes = 1024
+
 // parseRoute reads the route configuration from context extensions. An error
 // means the Envoy configuration is wrong and the request cannot be decided.
 func parseRoute(ext map[string]string) (route, error) {
-	var r route
-	for k, v := range ext {
-		switch k {
+	var k routeKey
+	for name, v := range ext {
+		switch name {
 		case ContextPublicBaseURL:
-			base, err := parseBaseURL(v)
-			if err != nil {
-				return route{}, err
-			}
-			r.baseURL = base
+			k.baseURL, k.hasBaseURL = v, true
 		case ContextAccounts:
-			for a := range strings.SplitSeq(v, ",") {
-				if a = strings.TrimSpace(a); a != "" {
-					r.accounts = append(r.accounts, a)
-				}
-			}
-			if len(r.accounts) == 0 {
-				return route{}, fmt.Errorf("context extension %s is empty", ContextAccounts)
-			}
+			k.accounts, k.hasAccounts = v, true
 		case ContextMode:
-			switch v {
-			case "", modeEnforce:
-			case modeShadow:
-				r.shadow = true
-			default:
-				return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextMode, v, modeEnforce, modeShadow)
-			}
+			k.mode = v
 		case ContextRoute:
-			r.name = v
+			k.name = v
 		default:
 			return route{}, fmt.Errorf("unknown context extension %q (known: %s, %s, %s, %s)",
-				k, ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
+				name, ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
 		}
+	}
+	routes.RLock()
+	r, ok := routes.m[k]
+	routes.RUnlock()
+	if ok {
+		return r, nil
+	}
+	r, err := k.parse()
+	if err != nil {
+		return route{}, err
+	}
+	routes.Lock()
+	if len(routes.m) < maxRoutes {
+		routes.m[k] = r
+	}
+	routes.Unlock()
+	return r, nil
+}
+
+// parse checks the context extension values.
+func (k routeKey) parse() (route, error) {
+	r := route{name: k.name}
+	if k.hasBaseURL {
+		base, err := parseBaseURL(k.baseURL)
+		if err != nil {
+			return route{}, err
+		}
+		r.baseURL = base
+	}
+	if k.hasAccounts {
+		for a := range strings.SplitSeq(k.accounts, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				r.accounts = append(r.accounts, a)
+			}
+		}
+		if len(r.accounts) == 0 {
+			return route{}, fmt.Errorf("context extension %s is empty", ContextAccounts)
+		}
+	}
+	switch k.mode {
+	case "", modeEnforce:
+	case modeShadow:
+		r.shadow = true
+	default:
+		return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextMode, k.mode, modeEnforce, modeShadow)
 	}
 	return r, nil
 }
 
-// baseURLs caches checked public_base_url values; they come from Envoy's
-// configuration, so there are few of them. The cache stops growing at
-// maxBaseURLs entries.
-var (
-	baseURLs     sync.Map // string -> string
-	baseURLCount atomic.Int32
-)
-
-const maxBaseURLs = 1024
-
 // parseBaseURL checks a public_base_url and returns it without a trailing slash.
 func parseBaseURL(s string) (string, error) {
-	if b, ok := baseURLs.Load(s); ok {
-		return b.(string), nil
-	}
-	b, err := checkBaseURL(s)
-	if err == nil && baseURLCount.Add(1) <= maxBaseURLs {
-		baseURLs.Store(s, b)
-	}
-	return b, err
-}
-
-// checkBaseURL does the work of parseBaseURL.
-func checkBaseURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", fmt.Errorf("context extension %s: %w", ContextPublicBaseURL, err)
@@ -171,26 +193,37 @@ func checkBaseURL(s string) (string, error) {
 	return strings.TrimSuffix(s, "/"), nil
 }
 
-// headerGetter returns a function that looks up a request header by its
-// lower-case name, from headers or, with encode_raw_headers, from header_map.
-func headerGetter(h *authv3.AttributeContext_HttpRequest) func(string) string {
-	if hm := h.GetHeaderMap().GetHeaders(); len(h.GetHeaders()) == 0 && len(hm) > 0 {
-		return func(name string) string {
-			var vals []string
-			for _, hv := range hm {
-				if strings.EqualFold(hv.GetKey(), name) {
-					v := hv.GetValue()
-					if raw := hv.GetRawValue(); len(raw) > 0 {
-						v = string(raw)
-					}
-					vals = append(vals, v)
-				}
+// headers looks up request headers by lower-case name, in the headers map
+// or, with encode_raw_headers, in header_map.
+type headers struct {
+	m   map[string]string
+	raw []*corev3.HeaderValue
+}
+
+func newHeaders(h *authv3.AttributeContext_HttpRequest) headers {
+	if raw := h.GetHeaderMap().GetHeaders(); len(h.GetHeaders()) == 0 && len(raw) > 0 {
+		return headers{raw: raw}
+	}
+	return headers{m: h.GetHeaders()}
+}
+
+// get returns the value of the header name; repeated headers are joined
+// with commas, as Envoy does in the headers map.
+func (hs headers) get(name string) string {
+	if hs.raw == nil {
+		return hs.m[name]
+	}
+	var vals []string
+	for _, hv := range hs.raw {
+		if strings.EqualFold(hv.GetKey(), name) {
+			v := hv.GetValue()
+			if raw := hv.GetRawValue(); len(raw) > 0 {
+				v = string(raw)
 			}
-			return strings.Join(vals, ",")
+			vals = append(vals, v)
 		}
 	}
-	headers := h.GetHeaders()
-	return func(name string) string { return headers[name] }
+	return strings.Join(vals, ",")
 }
 
 // translation is a CheckRequest turned into a VerifyWebhookRequest.
@@ -209,7 +242,8 @@ func verifyRequest(check *authv3.CheckRequest, r route) (translation, result, er
 	if h == nil {
 		return translation{}, resultMalformed, errors.New("check request has no HTTP attributes")
 	}
-	header := headerGetter(h)
+	hs := newHeaders(h)
+	header := hs.get
 	t := translation{requestID: header(headerRequestID)}
 
 	path := h.GetPath()
@@ -332,12 +366,16 @@ var (
 	}
 )
 
-// checkResponse builds the CheckResponse for v. It never contains the hint
-// or reason in anything the client sees; those go to dynamic metadata only.
-func checkResponse(v verdict) *authv3.CheckResponse {
-	// Dynamic metadata for Envoy's access log. It is kept small on the hot
-	// path (a valid request in enforce mode): a Struct's map costs far more
-	// to encode and decode than the rest of the response.
+// metadata returns the dynamic metadata Envoy stores for its access log
+// (namespace envoy.filters.http.ext_authz): the verdict on a request that
+// was not verified, nil for a verified one. A verified request is visible in
+// the access log through the headers sent upstream
+// (%REQ(X-TWILIO-ACCOUNT-SID)%), and leaving the Struct out of the most
+// common answer saves a good part of its encoding and decoding cost.
+func metadata(v verdict) *structpb.Struct {
+	if v.result == resultValid {
+		return nil
+	}
 	fields := make(map[string]*structpb.Value, 5)
 	fields["result"] = structpb.NewStringValue(string(v.result))
 	if v.route.shadow {
@@ -352,7 +390,13 @@ func checkResponse(v verdict) *authv3.CheckResponse {
 	if v.accountSID != "" {
 		fields["account_sid"] = structpb.NewStringValue(v.accountSID)
 	}
-	meta := &structpb.Struct{Fields: fields}
+	return &structpb.Struct{Fields: fields}
+}
+
+// checkResponse builds the CheckResponse for v. It never contains the hint
+// or reason in anything the client sees; those go to dynamic metadata only.
+func checkResponse(v verdict) *authv3.CheckResponse {
+	meta := metadata(v)
 
 	if !v.allowed() {
 		status, code, body := denyStatus(v.result)
