@@ -27,9 +27,19 @@ for f in scripts/setup.d/*.sh; do
 done
 
 # Checks: each file runs one group of tests; the Go suite is one of them.
+# A failing group does not stop the others; the run fails at the end.
+passed=0 failed=0 failures=()
 for f in scripts/check.d/*.sh; do
   [ -e "$f" ] || continue
   step "check: ${f##*/}"
-  bash "$f"
+  if bash "$f"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("${f##*/}")
+  fi
 done
-step "all checks passed"
+step "summary"
+[ "$failed" -eq 0 ] || echo "failed: ${failures[*]}"
+echo "checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
