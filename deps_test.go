@@ -24,7 +24,7 @@ var rules = map[string][]string{
 	"server":              {"gen", "signature", "store"},
 	"extauthz":            {"gen", "signature"},
 	"middleware":          {"gen", "signature"},
-	"client":              {"gen"},
+	"client":              {"gen", "signature"},
 	"internal/testserver": {},
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/signature"
 )
 
 // ErrBodyTooLarge is returned (wrapped) by [Client.VerifyRequest] when the
@@ -81,7 +82,7 @@ func buildRequest(r *http.Request, publicBaseURL string, limit int64) (*twiliogu
 		return nil, err
 	}
 	req := &twilioguardv1.VerifyWebhookRequest{
-		Url:               base + requestTarget(r),
+		Url:               base + signature.RequestTarget(r),
 		Signature:         r.Header.Get("X-Twilio-Signature"),
 		SignatureSettings: r.Header.Get("X-Twilio-Webhooks-Signature-Settings"),
 	}
@@ -115,34 +116,6 @@ func baseOf(r *http.Request, publicBaseURL string) (string, error) {
 		return "", fmt.Errorf("client: public base URL %q: must not have a query or fragment", publicBaseURL)
 	}
 	return strings.TrimRight(publicBaseURL, "/"), nil
-}
-
-// requestTarget returns the raw path and query of r as the client sent them.
-func requestTarget(r *http.Request) string {
-	t := r.RequestURI
-	if t == "" { // not from a server: use the URL's own raw forms
-		t = r.URL.EscapedPath()
-		if t == "" {
-			t = "/"
-		}
-		if r.URL.RawQuery != "" || r.URL.ForceQuery {
-			t += "?" + r.URL.RawQuery
-		}
-		return t
-	}
-	if strings.HasPrefix(t, "/") {
-		return t
-	}
-	if _, rest, ok := strings.Cut(t, "://"); ok { // absolute-form
-		if i := strings.IndexAny(rest, "/?"); i >= 0 {
-			if rest[i] == '?' {
-				return "/" + rest[i:]
-			}
-			return rest[i:]
-		}
-		return "/"
-	}
-	return t
 }
 
 // readAndRestore reads at most limit bytes of r.Body and puts back a body

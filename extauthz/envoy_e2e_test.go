@@ -105,24 +105,7 @@ func (u *upstream) take() []recorded {
 type envoy struct {
 	URL   string // the listener, http://127.0.0.1:port
 	admin string // the admin API, http://127.0.0.1:port
-	out   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out   *testserver.Buffer
 }
 
 // envoyConfig fills in testdata/envoy-e2e.yaml.
@@ -157,7 +140,7 @@ func startEnvoy(t testing.TB, config string) *envoy {
 		t.Fatal(err)
 	}
 	adminPath := filepath.Join(dir, "admin-address")
-	e := &envoy{out: &lockedBuffer{}}
+	e := &envoy{out: &testserver.Buffer{}}
 	cmd := exec.Command(bin, "-c", cfg, "--admin-address-path", adminPath,
 		"--disable-hot-restart", "--concurrency", "1", "--log-level", "warn",
 		"--file-flush-interval-msec", "20")

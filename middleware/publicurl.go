@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/twilioguard/twilioguard/signature"
 )
 
 // The forwarded headers the middleware knows. X-Forwarded-For is never a
@@ -75,7 +77,7 @@ type rebuiltURL struct {
 // right-most entry (the one the direct peer wrote) is used. Values that are
 // not a valid scheme (http or https), host or port are ignored.
 func (p *urlPolicy) rebuild(r *http.Request) rebuiltURL {
-	target := requestTarget(r)
+	target := signature.RequestTarget(r)
 	if p.baseURL != "" {
 		return rebuiltURL{url: p.baseURL + target, from: "base_url"}
 	}
@@ -184,38 +186,6 @@ func (p *urlPolicy) presentHeaders(h http.Header) []string {
 		}
 	}
 	return present
-}
-
-// requestTarget returns the raw request-target of r: path and query exactly
-// as the client sent them. An absolute-form target ("http://host/path", sent
-// to proxies) is cut to its path and query. A request that did not come from
-// a server (RequestURI empty, as when a handler is called directly) falls
-// back to the escaped path and raw query of r.URL.
-func requestTarget(r *http.Request) string {
-	t := r.RequestURI
-	if t == "" {
-		t = r.URL.EscapedPath()
-		if t == "" {
-			t = "/"
-		}
-		if r.URL.RawQuery != "" || r.URL.ForceQuery {
-			t += "?" + r.URL.RawQuery
-		}
-		return t
-	}
-	if strings.HasPrefix(t, "/") {
-		return t
-	}
-	if _, rest, ok := strings.Cut(t, "://"); ok {
-		if i := strings.IndexAny(rest, "/?"); i >= 0 {
-			if rest[i] == '?' {
-				return "/" + rest[i:]
-			}
-			return rest[i:]
-		}
-		return "/"
-	}
-	return t
 }
 
 // parseBaseURL checks a public base URL ("https://example.com" or

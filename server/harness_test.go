@@ -16,6 +16,7 @@ import (
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
+	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/server"
 	"github.com/twilioguard/twilioguard/signature"
 	"github.com/twilioguard/twilioguard/store"
@@ -80,29 +81,11 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // recorder is an http.RoundTripper that copies every response's headers,
 // body and trailers into a buffer, so tests can search all the server said.
 type recorder struct {
 	next http.RoundTripper
-	out  *syncBuffer
+	out  *testserver.Buffer
 }
 
 func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -118,7 +101,7 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 type recordedBody struct {
 	io.ReadCloser
 	resp *http.Response
-	out  *syncBuffer
+	out  *testserver.Buffer
 	once sync.Once
 }
 
@@ -163,15 +146,15 @@ type harness struct {
 	srv       *server.Server
 	store     *fakeStore
 	clock     *testClock
-	logs      *syncBuffer
-	responses *syncBuffer // everything the server sent to the clients
+	logs      *testserver.Buffer
+	responses *testserver.Buffer // everything the server sent to the clients
 	baseURL   string
 	h1, h2c   *http.Client
 }
 
 func newHarness(t *testing.T, s setup) *harness {
 	t.Helper()
-	h := &harness{clock: &testClock{t: t0}, logs: &syncBuffer{}, responses: &syncBuffer{}}
+	h := &harness{clock: &testClock{t: t0}, logs: &testserver.Buffer{}, responses: &testserver.Buffer{}}
 	accounts := s.accounts
 	if accounts == nil {
 		accounts = defaultAccounts()

@@ -10,9 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/twilioguard/twilioguard/internal/testserver"
 )
 
 const (
@@ -20,24 +21,6 @@ const (
 	testToken = "s3cr3t-auth-token-0123456789abcdef"
 	newToken  = "n3w-auth-token-fedcba9876543210fedc"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -109,7 +92,7 @@ func TestServeEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	server := "http://" + addr
-	logs := &lockedBuffer{}
+	logs := &testserver.Buffer{}
 	stop := startServe(t, addr, dataDir, logs)
 
 	// The admin token was generated into the data directory, private to us.

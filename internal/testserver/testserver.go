@@ -82,7 +82,7 @@ type Server struct {
 	opts Options
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *Buffer
 	done chan struct{}
 }
 
@@ -140,7 +140,7 @@ func (s *Server) Restart() {
 	cmd := exec.Command(Binary(s.t), args...)
 	cmd.Env = append(os.Environ(), "TWILIOGUARD_ADMIN_TOKEN="+s.AdminToken)
 	cmd.Env = append(cmd.Env, s.opts.Env...)
-	s.logs = &syncBuffer{}
+	s.logs = &Buffer{}
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {
@@ -223,18 +223,22 @@ func (s *Server) PutAccount(t testing.TB, sid, authToken string) {
 	}
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writers and readers, for
+// capturing the logs of servers under test.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p to the buffer.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns everything written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
