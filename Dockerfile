@@ -12,12 +12,12 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/twilioguard /twilioguard
-COPY --from=build --chown=nonroot:nonroot /out/data /data
+COPY --from=build --chown=65532:65532 /out/data /data
 ENV TWILIOGUARD_ADDR=:8080 \
     TWILIOGUARD_DATA_DIR=/data \
     TWILIOGUARD_LOG_FORMAT=json
 VOLUME /data
 EXPOSE 8080
-USER nonroot:nonroot
+USER 65532:65532
 ENTRYPOINT ["/twilioguard"]
 CMD ["serve"]
