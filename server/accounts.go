@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,6 +23,11 @@ const (
 	defaultPageSize  = 100
 	maxPageSize      = 1000
 	maxFriendlyBytes = 256
+	// Expiry times must fall in these years (every store can hold them).
+	minYear = 2000
+	maxYear = 2200
+	// maxGrace bounds RotateAuthToken's grace window.
+	maxGrace = 366 * 24 * time.Hour
 )
 
 var (
@@ -43,31 +49,43 @@ func (s *Server) PutAccount(ctx context.Context, req *twilioguardv1.PutAccountRe
 	if in.Version < 0 {
 		return nil, invalid("account.version must not be negative")
 	}
-	existing, err := s.cfg.Store.Get(ctx, in.Sid)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		existing = nil
-	case err != nil:
-		return nil, s.storeError("read account", err)
+	for attempt := 0; ; attempt++ {
+		existing, err := s.cfg.Store.Get(ctx, in.Sid)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			existing = nil
+		case err != nil:
+			return nil, s.storeError("read account", err)
+		}
+		if existing != nil && existing.SID != in.Sid {
+			// in.Sid matched another account's alias; that cannot be, since
+			// aliases never look like SIDs, but never overwrite the wrong row.
+			existing = nil
+		}
+		a, err := s.accountFromProto(req, existing)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		if in.Version > 0 && existing == nil {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("account %s not found (version %d given)", in.Sid, in.Version))
+		}
+		// What was kept from the stored account must still be current when
+		// the write lands: an unconditional replace is conditional on the
+		// version just read, and retried if a concurrent change won.
+		expected := in.Version
+		if expected == 0 && existing != nil {
+			expected = existing.Version
+		}
+		stored, err := s.cfg.Store.Put(ctx, a, expected)
+		if errors.Is(err, store.ErrVersionMismatch) && in.Version == 0 && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, s.storeError("store account", err)
+		}
+		s.cache.set(stored)
+		return &twilioguardv1.PutAccountResponse{Account: accountToProto(stored)}, nil
 	}
-	if existing != nil && existing.SID != in.Sid {
-		// in.Sid matched another account's alias; that cannot be, since
-		// aliases never look like SIDs, but never overwrite the wrong row.
-		existing = nil
-	}
-	a, err := s.accountFromProto(in, existing)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
-	}
-	if in.Version > 0 && existing == nil {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("account %s not found (version %d given)", in.Sid, in.Version))
-	}
-	stored, err := s.cfg.Store.Put(ctx, a, in.Version)
-	if err != nil {
-		return nil, s.storeError("store account", err)
-	}
-	s.cache.set(stored)
-	return &twilioguardv1.PutAccountResponse{Account: accountToProto(stored)}, nil
 }
 
 // GetAccount returns one account without its secrets.
@@ -141,8 +159,8 @@ func (s *Server) RotateAuthToken(ctx context.Context, req *twilioguardv1.RotateA
 			return nil, invalid("grace: %v", err)
 		}
 		grace = req.Grace.AsDuration()
-		if grace <= 0 {
-			return nil, invalid("grace must be positive (omit it for the default of %s)", s.cfg.DefaultGrace)
+		if grace <= 0 || grace > maxGrace {
+			return nil, invalid("grace must be positive and at most %s (omit it for the default of %s)", maxGrace, s.cfg.DefaultGrace)
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -205,9 +223,11 @@ func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
 
-// accountFromProto validates in and merges it with the stored account:
-// empty secrets keep their stored values.
-func (s *Server) accountFromProto(in *twilioguardv1.Account, existing *store.Account) (*store.Account, error) {
+// accountFromProto validates the request's account and merges it with the
+// stored one: what it leaves empty keeps its stored value unless the request
+// clears it.
+func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing *store.Account) (*store.Account, error) {
+	in := req.Account
 	a := &store.Account{SID: in.Sid, FriendlyName: in.FriendlyName}
 	if len(in.FriendlyName) > maxFriendlyBytes {
 		return nil, fmt.Errorf("account.friendlyName: longer than %d bytes", maxFriendlyBytes)
@@ -244,8 +264,13 @@ func (s *Server) accountFromProto(in *twilioguardv1.Account, existing *store.Acc
 			return nil, errors.New("account.previousExpireTime is required with previousAuthToken")
 		}
 		a.PreviousAuthToken = store.Secret(in.PreviousAuthToken)
-	case in.PreviousExpireTime != nil && existing != nil && existing.PreviousAuthToken != "":
+	case req.ClearPreviousAuthToken:
+		if in.PreviousExpireTime != nil {
+			return nil, errors.New("account.previousExpireTime given with clearPreviousAuthToken")
+		}
+	case existing != nil && existing.PreviousAuthToken != "":
 		a.PreviousAuthToken = existing.PreviousAuthToken
+		a.PreviousExpireTime = existing.PreviousExpireTime
 	case in.PreviousExpireTime != nil:
 		return nil, errors.New("account.previousExpireTime given without previousAuthToken")
 	}
@@ -253,9 +278,17 @@ func (s *Server) accountFromProto(in *twilioguardv1.Account, existing *store.Acc
 		if err := in.PreviousExpireTime.CheckValid(); err != nil {
 			return nil, fmt.Errorf("account.previousExpireTime: %w", err)
 		}
-		a.PreviousExpireTime = in.PreviousExpireTime.AsTime().UTC()
+		t := in.PreviousExpireTime.AsTime().UTC()
+		if t.Year() < minYear || t.Year() > maxYear {
+			return nil, fmt.Errorf("account.previousExpireTime: year %d is outside %d-%d", t.Year(), minYear, maxYear)
+		}
+		a.PreviousExpireTime = t
 	}
 
+	if len(in.SharedKeys) == 0 && !req.ClearSharedKeys && existing != nil {
+		a.SharedKeys = existing.SharedKeys
+		return a, nil
+	}
 	if len(in.SharedKeys) > maxSharedKeys {
 		return nil, fmt.Errorf("account.sharedKeys: more than %d", maxSharedKeys)
 	}

@@ -14,13 +14,14 @@ import (
 
 // jsonCodec is connect's JSON codec with error messages that never repeat
 // the input: protojson quotes the offending value, which may be a secret.
-type jsonCodec struct{}
+// It is registered under both names connect uses for JSON.
+type jsonCodec struct{ name string }
 
 var _ connect.Codec = jsonCodec{}
 
 var jsonPosition = regexp.MustCompile(`\(line \d+:\d+\)`)
 
-func (jsonCodec) Name() string { return "json" }
+func (c jsonCodec) Name() string { return c.name }
 
 func (jsonCodec) Marshal(m any) ([]byte, error) {
 	msg, ok := m.(proto.Message)

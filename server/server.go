@@ -107,6 +107,7 @@ type Server struct {
 	cache   *cache
 	metrics *metrics
 	storeUp atomic.Bool
+	loadErr atomic.Value // string: why the last full load failed, "" if it did not
 	hints   *budget
 	routes  routeSet
 	loadMu  sync.Mutex // one full load at a time
@@ -186,12 +187,28 @@ func (s *Server) Load(ctx context.Context) error {
 	})
 	if err != nil {
 		s.cache.abortLoad()
-		s.storeUp.Store(false)
+		if errors.Is(err, store.ErrUnavailable) {
+			s.storeUp.Store(false)
+		}
+		s.loadErr.Store(loadProblem(err))
 		return fmt.Errorf("load accounts: %w", err)
 	}
+	s.loadErr.Store("")
 	s.storeUp.Store(true)
 	s.cache.replace(next, s.cfg.Now())
 	return nil
+}
+
+// loadProblem names why a full load failed, for /readyz (never a secret:
+// store errors carry none).
+func loadProblem(err error) string {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return "store unreachable"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "store too slow"
+	}
+	return "store error, see the logs: " + truncate(err.Error(), 200)
 }
 
 // Run keeps the cache in sync until ctx ends: it follows the store's change
@@ -271,7 +288,8 @@ func (s *Server) refresh(ctx context.Context, sid string) {
 // GET /healthz, GET /readyz and GET /metrics.
 func (s *Server) Routes(mux *http.ServeMux) {
 	opts := []connect.HandlerOption{
-		connect.WithCodec(jsonCodec{}),
+		connect.WithCodec(jsonCodec{name: "json"}),
+		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 		connect.WithCompressMinBytes(1024),
 		connect.WithReadMaxBytes(2*s.cfg.MaxBodyBytes + 8*s.cfg.MaxURLBytes + 64<<10),
 	}
@@ -307,7 +325,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	switch {
 	case !loaded:
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: accounts not loaded (store unreachable)\n"))
+		why, _ := s.loadErr.Load().(string)
+		if why == "" {
+			why = "store unreachable"
+		}
+		_, _ = fmt.Fprintf(w, "not ready: accounts not loaded (%s)\n", why)
 	case !s.storeUp.Load():
 		_, _ = fmt.Fprintf(w, "degraded: store unreachable; verifying from cache (%d accounts, last sync %s)\n",
 			size, synced.UTC().Format(time.RFC3339))

@@ -78,6 +78,11 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("accounts not loaded yet: the store is unreachable"))
 	}
 
+	settings, keyReason, err := parseSettings(req.SignatureSettings)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+
 	resp := &twilioguardv1.VerifyWebhookResponse{}
 	acct, reason, hint := s.resolveAccount(req, sreq)
 	if acct != nil {
@@ -91,22 +96,22 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		resp.Reason = twilioguardv1.Reason_MALFORMED_SIGNATURE
 		return resp, nil
 	}
-	if reason != twilioguardv1.Reason_REASON_UNSPECIFIED {
+	if reason == twilioguardv1.Reason_UNKNOWN_ACCOUNT {
 		resp.Reason, resp.Hint = reason, hint
 		return resp, nil
 	}
 
-	creds, keyReason, err := s.credentials(acct, req.SignatureSettings)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
-	}
+	creds, keyReason := s.credentials(acct, settings, keyReason)
 	match, err := signature.Check(sreq, creds)
 	switch {
+	case err == nil && reason == twilioguardv1.Reason_ACCOUNT_NOT_ALLOWED:
+		// Genuine, but signed by an account this route does not accept.
+		resp.Reason = reason
 	case err == nil:
 		c := creds[match.Credential]
 		resp.Valid = true
 		resp.Credential = c.Name
-		resp.MatchedUrl = match.URL
+		resp.MatchedUrl = signature.RedactURL(match.URL)
 		resp.Algorithm = algorithmToProto(c.Algorithm)
 		return resp, nil
 	case errors.Is(err, signature.ErrMalformedRequest):
@@ -137,6 +142,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 // into the signature package's form. Its errors are meant for the caller.
 func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*signature.Request, error) {
 	if err := s.checkURL(req.Url); err != nil {
+		return nil, err
+	}
+	if _, err := signature.URLVariants(req.Url); err != nil {
 		return nil, err
 	}
 	if len(req.AllowedAccounts) > maxAllowedAccounts {
@@ -172,6 +180,11 @@ func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*sig
 	if mediaType == "application/x-www-form-urlencoded" {
 		if n := bytes.Count(req.Body, []byte("&")) + 1; n > s.cfg.MaxParams {
 			return nil, fmt.Errorf("too many form fields in body: %d (at most %d)", n, s.cfg.MaxParams)
+		}
+		// Malformed bodies are refused before any account is looked up, so
+		// the answer does not depend on which accounts exist.
+		if _, err := signature.ParseForm(req.Body); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
 		}
 	}
 	// The signature package parses form bodies itself, exactly as Twilio
@@ -253,12 +266,12 @@ func claimedAccountSid(r *signature.Request) string {
 			return v
 		}
 	}
-	if r.HasBody && len(r.Body) > 0 && r.Body[0] == '{' {
+	if body := bytes.TrimLeft(r.Body, " \t\r\n"); r.HasBody && len(body) > 0 && body[0] == '{' {
 		var doc struct {
 			AccountSid      string `json:"AccountSid"`
 			AccountSidSnake string `json:"account_sid"`
 		}
-		if json.Unmarshal(r.Body, &doc) == nil {
+		if json.Unmarshal(body, &doc) == nil {
 			if doc.AccountSid != "" {
 				return doc.AccountSid
 			}
@@ -281,27 +294,33 @@ func formField(form, name string) (string, bool) {
 	return "", false
 }
 
+// parseSettings reads the X-Twilio-Webhooks-Signature-Settings header. An
+// algorithm no SharedKey may use is not an error: keyReason says so and the
+// auth tokens are still tried.
+func parseSettings(h string) (signature.Settings, twilioguardv1.Reason, error) {
+	if h == "" {
+		return signature.Settings{}, twilioguardv1.Reason_REASON_UNSPECIFIED, nil
+	}
+	st, err := signature.ParseSettings(h)
+	switch {
+	case errors.Is(err, signature.ErrAlgorithmNotAllowed):
+		return signature.Settings{}, twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED, nil
+	case err != nil:
+		return signature.Settings{}, twilioguardv1.Reason_REASON_UNSPECIFIED, fmt.Errorf("signatureSettings: %w", err)
+	}
+	return st, twilioguardv1.Reason_UNKNOWN_SHARED_KEY, nil
+}
+
 // credentials lists the secrets to try, in order: the SharedKey named by the
 // settings header (when the account has it and allows the algorithm), the
 // auth token, and the previous auth token while it is unexpired. keyReason
-// says why a named SharedKey could not be used.
-func (s *Server) credentials(acct *credentials, settings string) ([]signature.Credential, twilioguardv1.Reason, error) {
+// says why a named SharedKey could not be used (UNKNOWN_SHARED_KEY until one
+// is found).
+func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason twilioguardv1.Reason) ([]signature.Credential, twilioguardv1.Reason) {
 	creds := make([]signature.Credential, 0, 3)
-	keyReason := twilioguardv1.Reason_REASON_UNSPECIFIED
-	if settings != "" {
-		st, err := signature.ParseSettings(settings)
-		switch {
-		case errors.Is(err, signature.ErrAlgorithmNotAllowed):
-			// An algorithm no key may use; the auth tokens are still tried.
-			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
-			st = signature.Settings{}
-		case err != nil:
-			return nil, keyReason, fmt.Errorf("signatureSettings: %w", err)
-		default:
-			keyReason = twilioguardv1.Reason_UNKNOWN_SHARED_KEY
-		}
+	if st.KeyID != "" {
 		for _, k := range acct.sharedKeys {
-			if st.KeyID == "" || k.id != st.KeyID {
+			if k.id != st.KeyID {
 				continue
 			}
 			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
@@ -317,7 +336,7 @@ func (s *Server) credentials(acct *credentials, settings string) ([]signature.Cr
 	if acct.previousToken != "" && s.cfg.Now().Before(acct.previousUntil) {
 		creds = append(creds, signature.Credential{Name: credPreviousToken, Secret: acct.previousToken, Algorithm: signature.HMACSHA1})
 	}
-	return creds, keyReason, nil
+	return creds, keyReason
 }
 
 func algorithmFromStore(a store.Algorithm) signature.Algorithm {

@@ -115,21 +115,10 @@ func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags applies each flag's environment twin (TWILIOGUARD_ + the flag
-// name in upper case with '-' as '_'), then the command line, which wins.
+// parseFlags parses the command line, then gives every flag it did not set
+// the value of its environment twin (TWILIOGUARD_ + the flag name in upper
+// case with '-' as '_'): the command line wins, also for repeatable flags.
 func parseFlags(e env, fs *flag.FlagSet, args []string) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v := e.getenv(name); v != "" && err == nil {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s: %w", name, serr)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
 	// Flags may come before or after positional arguments.
 	var positional []string
 	for {
@@ -147,7 +136,21 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) error {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
-	return fs.Parse(append([]string{"--"}, positional...))
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		return err
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := e.getenv(name); v != "" && err == nil && !onCommandLine[f.Name] {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", name, serr)
+			}
+		}
+	})
+	return err
 }
 
 func envName(flagName string) string {

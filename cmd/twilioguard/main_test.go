@@ -232,3 +232,60 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("version: %q, %v", out, err)
 	}
 }
+
+func TestCommandLineBeatsEnvironment(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_D": "Body=from-env"}
+	both, err := cli(t, vars, "sign", "--url", "https://x.example/sms", "-d", "Body=from-flag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagOnly, _ := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok"}, "sign", "--url", "https://x.example/sms", "-d", "Body=from-flag")
+	if both != flagOnly {
+		t.Errorf("the env twin of -d was added to the command line's values")
+	}
+	envOnly, _ := cli(t, vars, "sign", "--url", "https://x.example/sms")
+	if envOnly == flagOnly {
+		t.Errorf("the env twin of -d was ignored without -d on the command line")
+	}
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "admin")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := loadAdminToken(env{getenv: envFunc(map[string]string{"TWILIOGUARD_ADMIN_TOKEN": "from-env"})}, file, dir, false)
+	if err != nil || tok != "from-file" {
+		t.Errorf("admin token = %q, %v; want the --admin-token-file one", tok, err)
+	}
+}
+
+func TestServeRefusesNewKeyOverExistingDatabase(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	stop := startServe(t, addr, dataDir, io.Discard)
+	stop()
+	if err := os.Remove(filepath.Join(dataDir, secretKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli(t, nil, "serve", "--addr", freeAddr(t), "--data-dir", dataDir)
+	if err == nil || !strings.Contains(err.Error(), "secret key") || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("serve without its key over an existing database: err = %v; want a refusal naming the key", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, secretKeyFile)); err == nil {
+		t.Error("a new secret key was written over an existing database")
+	}
+}
+
+func TestSignSniffsJSONBodies(t *testing.T) {
+	t.Parallel()
+	body := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(body, []byte(` [{"a":1}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok"}, "sign", "--url", "https://example.com/events", "--body-file", body)
+	if err == nil || !strings.Contains(err.Error(), "bodySHA256=") {
+		t.Errorf("err = %v; want the JSON body treated as JSON", err)
+	}
+}

@@ -213,11 +213,11 @@ func storeKind(u string) string {
 // --admin-token-file, else <data-dir>/admin-token, which serve creates with
 // a random token (mode 0600) when create is set.
 func loadAdminToken(e env, file, dataDir string, create bool) (string, error) {
-	if v := strings.TrimSpace(e.getenv("TWILIOGUARD_ADMIN_TOKEN")); v != "" {
-		return v, nil
-	}
 	if file != "" {
 		return readSecretFile(file, "--admin-token-file")
+	}
+	if v := strings.TrimSpace(e.getenv("TWILIOGUARD_ADMIN_TOKEN")); v != "" {
+		return v, nil
 	}
 	path := filepath.Join(dataDir, adminTokenFile)
 	tok, err := readSecretFile(path, "admin token")
@@ -239,24 +239,30 @@ func loadAdminToken(e env, file, dataDir string, create bool) (string, error) {
 }
 
 // loadKeyring builds the keyring that encrypts secrets at rest:
-// TWILIOGUARD_SECRET_KEY or --secret-key-file (first line the current key,
-// further lines older keys), else <data-dir>/secret-key, generated when
-// generate is set.
-func loadKeyring(e env, file, dataDir string, generate bool) (*seal.Keyring, error) {
+// --secret-key-file or TWILIOGUARD_SECRET_KEY (first line or word the
+// current key, further ones older keys), else <data-dir>/secret-key, which
+// is generated when generate names a database file that does not exist yet
+// (generate empty: no default key).
+func loadKeyring(e env, file, dataDir, generate string) (*seal.Keyring, error) {
 	var lines []string
 	switch {
-	case strings.TrimSpace(e.getenv("TWILIOGUARD_SECRET_KEY")) != "":
-		lines = strings.Fields(e.getenv("TWILIOGUARD_SECRET_KEY"))
 	case file != "":
 		s, err := readSecretFile(file, "--secret-key-file")
 		if err != nil {
 			return nil, err
 		}
 		lines = strings.Fields(s)
-	case generate:
+	case strings.TrimSpace(e.getenv("TWILIOGUARD_SECRET_KEY")) != "":
+		lines = strings.Fields(e.getenv("TWILIOGUARD_SECRET_KEY"))
+	case generate != "":
 		path := filepath.Join(dataDir, secretKeyFile)
 		s, err := readSecretFile(path, "secret key")
 		if errors.Is(err, os.ErrNotExist) {
+			// A new key only for a new database: over existing data it
+			// would make every stored secret unreadable.
+			if _, serr := os.Stat(generate); serr == nil {
+				return nil, fmt.Errorf("secret key %s is missing but the database %s exists: restore the key file, or set TWILIOGUARD_SECRET_KEY or --secret-key-file to the key it was sealed with", path, generate)
+			}
 			if s, err = seal.GenerateKey(); err == nil {
 				err = writeSecretFile(path, s)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,7 @@ func sign(e env, args []string) error {
 		if len(r.params) > 0 {
 			return errors.New("sign: give -d or --body-file, not both")
 		}
-		if isFormBody(r.contentType) {
+		if isFormBody(r.contentType, body) {
 			if params, err = signature.ParseForm(body); err != nil {
 				return fmt.Errorf("sign: --body-file: %w", err)
 			}
@@ -120,9 +121,12 @@ func sign(e env, args []string) error {
 	return nil
 }
 
-func isFormBody(contentType string) bool {
+// isFormBody reports whether a body is signed as a form: by its content
+// type, or without one, unless it looks like JSON.
+func isFormBody(contentType string, body []byte) bool {
 	if contentType == "" {
-		return true
+		b := bytes.TrimLeft(body, " \t\r\n")
+		return len(b) == 0 || (b[0] != '{' && b[0] != '[')
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/x-www-form-urlencoded"

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,7 @@ func openStore(ctx context.Context, e env, c serveConfig, log *slog.Logger) (ser
 	u := c.storeURL
 	switch {
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		keys, err := loadKeyring(e, c.secretKeyFile, c.dataDir, false)
+		keys, err := loadKeyring(e, c.secretKeyFile, c.dataDir, "")
 		if err != nil {
 			return nil, nil, fmt.Errorf("postgres store: %w", err)
 		}
@@ -50,7 +51,7 @@ func openStore(ctx context.Context, e env, c serveConfig, log *slog.Logger) (ser
 		if path == "" {
 			path = filepath.Join(c.dataDir, sqliteFile)
 		}
-		keys, err := loadKeyring(e, c.secretKeyFile, c.dataDir, true)
+		keys, err := loadKeyring(e, c.secretKeyFile, c.dataDir, path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -98,7 +99,7 @@ func mountGateway(ctx context.Context, mux *http.ServeMux, v extauthz.Verifier, 
 	if err != nil {
 		return nil, fmt.Errorf("--extauthz-addr: %w", err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(2*c.maxBodyBytes + 1<<20))
 	ext.RegisterGRPC(g)
 	go func() {
 		if err := g.Serve(ln); err != nil && ctx.Err() == nil {
@@ -106,5 +107,14 @@ func mountGateway(ctx context.Context, mux *http.ServeMux, v extauthz.Verifier, 
 		}
 	}()
 	log.Info("serving Envoy ext_authz over native gRPC", "addr", ln.Addr().String())
-	return g.GracefulStop, nil
+	return func() {
+		// Drain like the main server, within the same timeout.
+		done := make(chan struct{})
+		go func() { g.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(c.shutdownTimeout):
+			g.Stop()
+		}
+	}, nil
 }

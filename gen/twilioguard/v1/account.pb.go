@@ -37,11 +37,13 @@ type Account struct {
 	// empty keeps the stored token; on create it is required.
 	AuthToken string `protobuf:"bytes,4,opt,name=auth_token,json=authToken,proto3" json:"auth_token,omitempty"`
 	// The previous auth token, accepted until previous_expire_time. Write-only.
+	// On replace, leaving it empty keeps the stored one (see PutAccountRequest).
 	PreviousAuthToken string `protobuf:"bytes,5,opt,name=previous_auth_token,json=previousAuthToken,proto3" json:"previous_auth_token,omitempty"`
 	// When the previous auth token stops being accepted. Required with
 	// previous_auth_token.
 	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
-	// The account's Twilio SharedKeys (Webhooks configuration API).
+	// The account's Twilio SharedKeys (Webhooks configuration API). On
+	// replace, an empty list keeps the stored keys (see PutAccountRequest).
 	SharedKeys []*SharedKey `protobuf:"bytes,7,rep,name=shared_keys,json=sharedKeys,proto3" json:"shared_keys,omitempty"`
 	// Output only: a short fingerprint of the auth token.
 	AuthTokenFingerprint string `protobuf:"bytes,8,opt,name=auth_token_fingerprint,json=authTokenFingerprint,proto3" json:"auth_token_fingerprint,omitempty"`
@@ -248,12 +250,22 @@ func (x *SharedKey) GetSecretFingerprint() string {
 }
 
 // PutAccountRequest is the request of PutAccount.
+//
+// On a replace, what the account leaves empty keeps its stored value: the
+// auth token, each SharedKey's secret (matched by id), the previous auth
+// token with its expiry, and the whole list of SharedKeys when none is
+// given. The clear_* fields remove what would otherwise be kept.
 type PutAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account to create or replace.
-	Account       *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Account *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// Remove the stored previous auth token (ending a rotation's grace
+	// window now) unless the account gives a new one.
+	ClearPreviousAuthToken bool `protobuf:"varint,2,opt,name=clear_previous_auth_token,json=clearPreviousAuthToken,proto3" json:"clear_previous_auth_token,omitempty"`
+	// Remove the stored SharedKeys unless the account lists some.
+	ClearSharedKeys bool `protobuf:"varint,3,opt,name=clear_shared_keys,json=clearSharedKeys,proto3" json:"clear_shared_keys,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PutAccountRequest) Reset() {
@@ -291,6 +303,20 @@ func (x *PutAccountRequest) GetAccount() *Account {
 		return x.Account
 	}
 	return nil
+}
+
+func (x *PutAccountRequest) GetClearPreviousAuthToken() bool {
+	if x != nil {
+		return x.ClearPreviousAuthToken
+	}
+	return false
+}
+
+func (x *PutAccountRequest) GetClearSharedKeys() bool {
+	if x != nil {
+		return x.ClearSharedKeys
+	}
+	return false
 }
 
 // PutAccountResponse is the response of PutAccount.
@@ -773,9 +799,11 @@ const file_twilioguard_v1_account_proto_rawDesc = "" +
 	"\n" +
 	"algorithms\x18\x03 \x03(\x0e2\x19.twilioguard.v1.AlgorithmR\n" +
 	"algorithms\x12-\n" +
-	"\x12secret_fingerprint\x18\x04 \x01(\tR\x11secretFingerprint\"F\n" +
+	"\x12secret_fingerprint\x18\x04 \x01(\tR\x11secretFingerprint\"\xad\x01\n" +
 	"\x11PutAccountRequest\x121\n" +
-	"\aaccount\x18\x01 \x01(\v2\x17.twilioguard.v1.AccountR\aaccount\"G\n" +
+	"\aaccount\x18\x01 \x01(\v2\x17.twilioguard.v1.AccountR\aaccount\x129\n" +
+	"\x19clear_previous_auth_token\x18\x02 \x01(\bR\x16clearPreviousAuthToken\x12*\n" +
+	"\x11clear_shared_keys\x18\x03 \x01(\bR\x0fclearSharedKeys\"G\n" +
 	"\x12PutAccountResponse\x121\n" +
 	"\aaccount\x18\x01 \x01(\v2\x17.twilioguard.v1.AccountR\aaccount\"-\n" +
 	"\x11GetAccountRequest\x12\x18\n" +
