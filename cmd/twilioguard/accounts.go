@@ -83,6 +83,7 @@ func accounts(ctx context.Context, e env, args []string) error {
 		aliases                                    multiFlag
 		grace                                      time.Duration
 		version                                    int64
+		clearPrevious, clearKeys                   bool
 		pageSize                                   int
 	)
 	switch cmd {
@@ -92,6 +93,8 @@ func accounts(ctx context.Context, e env, args []string) error {
 		fs.StringVar(&friendly, "friendly-name", "", "human-readable name")
 		fs.StringVar(&authTokenFile, "auth-token-file", "", "file with the auth token, - for stdin (else TWILIOGUARD_AUTH_TOKEN; on replace, empty keeps the stored token)")
 		fs.Int64Var(&version, "version", 0, "replace only if the stored version is this one")
+		fs.BoolVar(&clearPrevious, "clear-previous-auth-token", false, "remove the previous auth token (end a rotation's grace window now)")
+		fs.BoolVar(&clearKeys, "clear-shared-keys", false, "remove the account's SharedKeys")
 	case "rotate":
 		fs.StringVar(&newTokenFile, "new-auth-token-file", "", "file with the new auth token, - for stdin (else TWILIOGUARD_NEW_AUTH_TOKEN)")
 		fs.DurationVar(&grace, "grace", 24*time.Hour, "how long the current token stays accepted")
@@ -130,7 +133,7 @@ func accounts(ctx context.Context, e env, args []string) error {
 		}
 		out, err = c.PutAccount(ctx, &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{
 			Sid: sid, Aliases: list, FriendlyName: friendly, AuthToken: tok, Version: version,
-		}})
+		}, ClearPreviousAuthToken: clearPrevious, ClearSharedKeys: clearKeys})
 		if err != nil {
 			return rpcError(err)
 		}
