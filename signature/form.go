@@ -227,3 +227,19 @@ func lastQueryValue(query, name string) (string, bool) {
 	}
 	return val, found
 }
+
+// checkEscapes reports the first '%' in a form body that is not followed by
+// two hex digits, with the error [decodeForm] would give, without decoding.
+func checkEscapes(body []byte) error {
+	for j := bytes.IndexByte(body, '%'); j >= 0; {
+		if j+2 >= len(body) || !isHex(body[j+1]) || !isHex(body[j+2]) {
+			return errorf("invalid percent-escape at byte " + strconv.Itoa(j) + " of the form body")
+		}
+		next := bytes.IndexByte(body[j+3:], '%')
+		if next < 0 {
+			break
+		}
+		j += 3 + next
+	}
+	return nil
+}

@@ -26,6 +26,10 @@ func FuzzParseForm(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrMalformedRequest) {
 			t.Fatalf("ParseForm(%q) error %v does not wrap ErrMalformedRequest", body, err)
 		}
+		// Validate's scan must refuse exactly what ParseForm refuses.
+		if verr := checkEscapes(body); (verr == nil) != (err == nil) || (verr != nil && verr.Error() != err.Error()) {
+			t.Fatalf("checkEscapes(%q) = %v; ParseForm error = %v", body, verr, err)
+		}
 		if strings.Contains(string(body), ";") {
 			return
 		}

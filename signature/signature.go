@@ -190,6 +190,28 @@ func Check(req *Request, creds []Credential) (Match, error) {
 	return s.check(req, creds)
 }
 
+// Validate reports whether req is well formed: its URL can be split into
+// the parts the variants are built from, it does not carry both Params and
+// a body, and a form body has only valid percent-escapes. It computes no MAC
+// and allocates nothing unless it fails. [Check] reports the same errors (all
+// wrapping [ErrMalformedRequest]); Validate lets a caller refuse malformed
+// input before it decides anything else.
+func Validate(req *Request) error {
+	if _, err := splitURL(req.URL); err != nil {
+		return err
+	}
+	if !req.HasBody {
+		return nil
+	}
+	if len(req.Params) > 0 {
+		return errorf("request has both params and a body")
+	}
+	if isForm(req.ContentType) {
+		return checkEscapes(req.Body)
+	}
+	return nil
+}
+
 // check implements Check with s as scratch space.
 func (s *scratch) check(req *Request, creds []Credential) (Match, error) {
 	if req.Signature == "" {

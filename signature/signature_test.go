@@ -346,3 +346,35 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	const form = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name string
+		req  Request
+		ok   bool
+	}{
+		{"params", Request{URL: "https://x.example/sms", Params: url.Values{"a": {"1"}}}, true},
+		{"form body", Request{URL: "https://x.example/sms", Body: []byte("a=%41&b=+"), ContentType: form, HasBody: true}, true},
+		{"JSON body with percent", Request{URL: "https://x.example/e", Body: []byte(`{"a":"%zz"}`), ContentType: "application/json", HasBody: true}, true},
+		{"no scheme", Request{URL: "x.example/sms"}, false},
+		{"IPv6 unterminated", Request{URL: "https://[::1/sms"}, false},
+		{"bad escape", Request{URL: "https://x.example/sms", Body: []byte("a=1&b=%z1"), ContentType: form, HasBody: true}, false},
+		{"escape cut short", Request{URL: "https://x.example/sms", Body: []byte("a=%4"), ContentType: form, HasBody: true}, false},
+		{"params and body", Request{URL: "https://x.example/sms", Params: url.Values{"a": {"1"}}, Body: []byte("a=1"), ContentType: form, HasBody: true}, false},
+	}
+	for _, tt := range tests {
+		err := Validate(&tt.req)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrMalformedRequest)) {
+			t.Errorf("%s: Validate = %v; want ok=%v", tt.name, err, tt.ok)
+		}
+		if err != nil {
+			req := tt.req
+			req.Signature = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" // well formed, so Check reaches the request
+			if _, cerr := Check(&req, []Credential{{Secret: "t"}}); !errors.Is(cerr, ErrMalformedRequest) {
+				t.Errorf("%s: Check = %v; want the ErrMalformedRequest Validate gave", tt.name, cerr)
+			}
+		}
+	}
+}
