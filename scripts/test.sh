@@ -17,6 +17,31 @@ trap cleanup EXIT
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# apt_install LABEL PACKAGE... installs Debian packages for a setup script,
+# running `apt-get update` once per run, with sudo when not root. Setup
+# scripts call it when a part is missing; it prints LABEL on its messages.
+apt_install() {
+  local label=$1 sudo=()
+  shift
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+      echo "$label: not root and no sudo; install with: apt-get install $*" >&2
+      return 1
+    fi
+    sudo=(sudo)
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "$label: no apt-get; install $* by other means" >&2
+    return 1
+  fi
+  echo "$label: installing Debian packages $*"
+  if [ -z "${TG_APT_UPDATED:-}" ]; then
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    TG_APT_UPDATED=1
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # Setup: each file installs or starts one external part and exports what the
 # tests need to find it (for example TWILIOGUARD_TEST_POSTGRES_DSN).
 for f in scripts/setup.d/*.sh; do

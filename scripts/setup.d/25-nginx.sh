@@ -27,28 +27,10 @@ _tg_nginx_find() {
 }
 
 _tg_nginx_install() {
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null; then
-      echo "nginx: not root and no sudo; install it with: apt-get install nginx" >&2
-      return 1
-    fi
-    sudo=(sudo)
-  fi
-  if ! command -v apt-get >/dev/null; then
-    echo "nginx: no apt-get; install nginx and set TWILIOGUARD_TEST_NGINX to its path" >&2
-    return 1
-  fi
-  echo "nginx: installing Debian package nginx"
-  if [ -z "${TG_APT_UPDATED:-}" ]; then
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
-    export TG_APT_UPDATED=1
-  fi
   # The package's post-install script may try to start the system service;
   # policy-rc.d is not ours to change, so a failed start is tolerated as long
   # as the binary ends up installed.
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends nginx openssl >/dev/null || _tg_nginx_find >/dev/null || return 1
+  apt_install nginx nginx openssl || _tg_nginx_find >/dev/null
 }
 
 _tg_nginx_cert() {

@@ -28,28 +28,6 @@ _tg_pg_bindir() {
   fi
 }
 
-_tg_pg_install() {
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null; then
-      echo "postgres: not root and no sudo; install it with: apt-get install postgresql" >&2
-      return 1
-    fi
-    sudo=(sudo)
-  fi
-  if ! command -v apt-get >/dev/null; then
-    echo "postgres: no apt-get; install PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin" >&2
-    return 1
-  fi
-  echo "postgres: installing Debian package postgresql"
-  if [ -z "${TG_APT_UPDATED:-}" ]; then
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
-    export TG_APT_UPDATED=1
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends postgresql >/dev/null || return 1
-}
-
 # _tg_pg_free_port prints a loopback TCP port nobody listens on.
 _tg_pg_free_port() {
   local p i
@@ -139,7 +117,7 @@ _tg_pg_setup() {
   local bindir
   bindir=$(_tg_pg_bindir)
   if [ -z "$bindir" ]; then
-    _tg_pg_install || return 1
+    apt_install postgres postgresql || return 1
     bindir=$(_tg_pg_bindir)
     [ -n "$bindir" ] || { echo "postgres: no server binaries after install" >&2; return 1; }
   fi
@@ -155,10 +133,10 @@ _tg_pg_setup() {
 if ! _tg_pg_setup; then
   if [ "${CI:-}" = true ]; then
     echo "postgres: setup failed" >&2
-    unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_cluster _tg_pg_setup
+    unset -f _tg_pg_bindir _tg_pg_free_port _tg_pg_cluster _tg_pg_setup
     return 1
   fi
   echo "postgres: not available; the store/postgres tests will skip" \
     "(install with: apt-get install postgresql)" >&2
 fi
-unset -f _tg_pg_bindir _tg_pg_install _tg_pg_free_port _tg_pg_cluster _tg_pg_setup
+unset -f _tg_pg_bindir _tg_pg_free_port _tg_pg_cluster _tg_pg_setup
