@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"mime"
 	"net/url"
@@ -44,6 +45,13 @@ type requestFlags struct {
 	contentType string
 }
 
+func (r *requestFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.url, "url", "", "the full URL Twilio requested")
+	fs.Var(&r.params, "d", "form field key=value (repeatable; as decoded)")
+	fs.StringVar(&r.bodyFile, "body-file", "", "raw body file (form or JSON) instead of -d")
+	fs.StringVar(&r.contentType, "content-type", "", "content type of --body-file (default: JSON when it starts with { or [, else form)")
+}
+
 func (r *requestFlags) body() ([]byte, error) {
 	if r.bodyFile == "" {
 		return nil, nil
@@ -63,10 +71,7 @@ func sign(e env, args []string) error {
 		algorithm string
 	)
 	fs := newFlagSet(e, "sign", "sign --url URL [-d key=value]… [--body-file F --content-type T]   (token from TWILIOGUARD_AUTH_TOKEN or --auth-token-file)")
-	fs.StringVar(&r.url, "url", "", "the full URL Twilio requests")
-	fs.Var(&r.params, "d", "form field key=value (repeatable; as decoded)")
-	fs.StringVar(&r.bodyFile, "body-file", "", "raw body file (form or JSON) instead of -d")
-	fs.StringVar(&r.contentType, "content-type", "", "content type of --body-file (default: form when it parses as one, else JSON)")
+	r.register(fs)
 	fs.StringVar(&tokenFile, "auth-token-file", "", "file with the auth token or SharedKey secret, - for stdin (else TWILIOGUARD_AUTH_TOKEN)")
 	fs.StringVar(&algorithm, "algorithm", "HMAC_SHA1", "HMAC_SHA1 or HMAC_SHA256 (SharedKeys)")
 	if err := parseFlags(e, fs, args); err != nil {
@@ -144,10 +149,7 @@ func verify(ctx context.Context, e env, args []string) error {
 	)
 	fs := newFlagSet(e, "verify", "verify --url URL --signature SIG [-d key=value]… [--body-file F --content-type T] [--account A]")
 	rem.register(e, fs)
-	fs.StringVar(&r.url, "url", "", "the full URL Twilio requested")
-	fs.Var(&r.params, "d", "form field key=value (repeatable; as decoded)")
-	fs.StringVar(&r.bodyFile, "body-file", "", "raw body file instead of -d")
-	fs.StringVar(&r.contentType, "content-type", "application/x-www-form-urlencoded", "content type of --body-file")
+	r.register(fs)
 	fs.StringVar(&sig, "signature", "", "the X-Twilio-Signature value")
 	fs.StringVar(&settings, "signature-settings", "", "the X-Twilio-Webhooks-Signature-Settings value")
 	fs.StringVar(&account, "account", "", "account SID or alias (default: the AccountSid field)")
@@ -163,6 +165,12 @@ func verify(ctx context.Context, e env, args []string) error {
 	}
 	if body != nil {
 		req.Body, req.ContentType = body, r.contentType
+		if req.ContentType == "" {
+			req.ContentType = "application/json"
+			if isFormBody("", body) {
+				req.ContentType = "application/x-www-form-urlencoded"
+			}
+		}
 	}
 	c := twilioguardv1connect.NewVerifierServiceClient(rem.httpClient(), strings.TrimRight(rem.server, "/"))
 	resp, err := c.VerifyWebhook(ctx, req)
