@@ -26,6 +26,7 @@ import (
 
 	"github.com/twilioguard/twilioguard/extauthz"
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/testserver"
 )
 
 // fakeVerifier answers VerifyWebhook with a fixed response or error and
@@ -252,7 +253,7 @@ func TestCheckVerifyRequest(t *testing.T) {
 func TestCheckMetricsAndLogs(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs testserver.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	valid := extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}},
 		extauthz.WithRegisterer(reg), extauthz.WithLogger(log))
@@ -330,24 +331,6 @@ func TestHandlerConnectJSON(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST Other = %d; want 404", resp.StatusCode)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // counters returns the values of a counter vector keyed by "l1=v1,l2=v2".

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,16 +20,6 @@ const (
 	testToken = "s3cr3t-auth-token-0123456789abcdef"
 	newToken  = "n3w-auth-token-fedcba9876543210fedc"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func envFunc(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -90,7 +79,7 @@ func cli(t *testing.T, env map[string]string, args ...string) (string, error) {
 
 func TestServeEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testserver.FreeAddr(t)
 	server := "http://" + addr
 	logs := &testserver.Buffer{}
 	stop := startServe(t, addr, dataDir, logs)
@@ -263,13 +252,13 @@ func TestCommandLineBeatsEnvironment(t *testing.T) {
 func TestServeRefusesNewKeyOverExistingDatabase(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testserver.FreeAddr(t)
 	stop := startServe(t, addr, dataDir, io.Discard)
 	stop()
 	if err := os.Remove(filepath.Join(dataDir, secretKeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := cli(t, nil, "serve", "--addr", freeAddr(t), "--data-dir", dataDir)
+	_, err := cli(t, nil, "serve", "--addr", testserver.FreeAddr(t), "--data-dir", dataDir)
 	if err == nil || !strings.Contains(err.Error(), "secret key") || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("serve without its key over an existing database: err = %v; want a refusal naming the key", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -211,23 +210,13 @@ func startApp(t *testing.T, c *client.Client, env map[string]string) *testApp {
 }
 
 // jsonLog collects JSON log lines.
-type jsonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type jsonLog struct{ testserver.Buffer }
 
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
+// last returns the last line logged, decoded.
 func (l *jsonLog) last(t *testing.T) map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var last map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(l.String()))
 	for sc.Scan() {
 		last = nil
 		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
