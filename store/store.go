@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -104,4 +105,47 @@ func (a *Account) Clone() *Account {
 		c.SharedKeys = nil
 	}
 	return &c
+}
+
+// Check reports why a cannot be stored, or nil: every backend refuses an
+// account without a SID or auth token, with an empty or repeated alias, or
+// with a SharedKey whose id is empty or repeated, whose secret is empty or
+// whose algorithm is unknown. Backends add the limits of their own schema.
+func (a *Account) Check() error {
+	switch {
+	case a == nil:
+		return errors.New("nil account")
+	case a.SID == "":
+		return errors.New("empty SID")
+	case a.AuthToken == "":
+		return fmt.Errorf("account %s: empty auth token", a.SID)
+	}
+	aliases := make(map[string]bool, len(a.Aliases))
+	for _, alias := range a.Aliases {
+		if alias == "" {
+			return fmt.Errorf("account %s: empty alias", a.SID)
+		}
+		if aliases[alias] {
+			return fmt.Errorf("account %s: alias %q given twice", a.SID, alias)
+		}
+		aliases[alias] = true
+	}
+	ids := make(map[string]bool, len(a.SharedKeys))
+	for _, k := range a.SharedKeys {
+		switch {
+		case k.ID == "":
+			return fmt.Errorf("account %s: shared key with an empty id", a.SID)
+		case ids[k.ID]:
+			return fmt.Errorf("account %s: shared key id %q given twice", a.SID, k.ID)
+		case k.Secret == "":
+			return fmt.Errorf("account %s: shared key %s: empty secret", a.SID, k.ID)
+		}
+		ids[k.ID] = true
+		for _, alg := range k.Algorithms {
+			if alg != HMACSHA1 && alg != HMACSHA256 {
+				return fmt.Errorf("account %s: shared key %s: unknown algorithm", a.SID, k.ID)
+			}
+		}
+	}
+	return nil
 }

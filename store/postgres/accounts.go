@@ -92,7 +92,7 @@ func (s *Store) All(ctx context.Context, fn func(*store.Account) error) error {
 // that version ([store.ErrVersionMismatch]). An alias used by another account
 // fails with [store.ErrAliasTaken].
 func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64) (*store.Account, error) {
-	if err := validate(a); err != nil {
+	if err := a.Check(); err != nil {
 		return nil, fmt.Errorf("put account: %w", err)
 	}
 	if expectedVersion < 0 {
@@ -211,42 +211,6 @@ func (s *Store) Delete(ctx context.Context, sid string, expectedVersion int64) e
 		return fmt.Errorf("delete account %s: want version %d: %w", sid, expectedVersion, store.ErrVersionMismatch)
 	}
 	return fmt.Errorf("delete account %s: %w", sid, store.ErrNotFound)
-}
-
-// validate checks what the schema relies on.
-func validate(a *store.Account) error {
-	switch {
-	case a == nil:
-		return errors.New("nil account")
-	case a.SID == "":
-		return errors.New("empty SID")
-	case a.AuthToken == "":
-		return fmt.Errorf("account %s: empty auth token", a.SID)
-	}
-	seen := make(map[string]bool, len(a.Aliases))
-	for _, alias := range a.Aliases {
-		if alias == "" {
-			return fmt.Errorf("account %s: empty alias", a.SID)
-		}
-		if seen[alias] {
-			return fmt.Errorf("account %s: alias %q given twice", a.SID, alias)
-		}
-		seen[alias] = true
-	}
-	ids := make(map[string]bool, len(a.SharedKeys))
-	for _, k := range a.SharedKeys {
-		if k.ID == "" {
-			return fmt.Errorf("account %s: shared key with an empty id", a.SID)
-		}
-		if ids[k.ID] {
-			return fmt.Errorf("account %s: shared key id %q given twice", a.SID, k.ID)
-		}
-		ids[k.ID] = true
-		if k.Secret == "" {
-			return fmt.Errorf("account %s: shared key %s: empty secret", a.SID, k.ID)
-		}
-	}
-	return nil
 }
 
 // isStoreErr reports whether err is one of the store's own sentinel errors,

@@ -332,45 +332,17 @@ func (s *Store) Delete(ctx context.Context, sid string, expectedVersion int64) e
 	return nil
 }
 
-// validate reports why a cannot be stored, or nil.
+// validate reports why a cannot be stored, or nil: [store.Account.Check]
+// plus the limits of this schema.
 func validate(a *store.Account, expectedVersion int64) error {
-	switch {
-	case a == nil:
-		return errors.New("nil account")
-	case a.SID == "":
-		return errors.New("empty SID")
-	case a.AuthToken == "":
-		return errors.New("empty auth token")
-	case expectedVersion < 0:
+	if err := a.Check(); err != nil {
+		return err
+	}
+	if expectedVersion < 0 {
 		return fmt.Errorf("expected version %d, want >= 0", expectedVersion)
 	}
 	if t := a.PreviousExpireTime; !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
 		return errors.New("previous expire time out of range (years 1678 to 2262)")
-	}
-	aliases := make(map[string]bool, len(a.Aliases))
-	for _, alias := range a.Aliases {
-		if alias == "" {
-			return errors.New("empty alias")
-		}
-		if aliases[alias] {
-			return fmt.Errorf("alias %q given twice", alias)
-		}
-		aliases[alias] = true
-	}
-	ids := make(map[string]bool, len(a.SharedKeys))
-	for _, k := range a.SharedKeys {
-		if k.ID == "" {
-			return errors.New("shared key with empty id")
-		}
-		if ids[k.ID] {
-			return fmt.Errorf("shared key id %q given twice", k.ID)
-		}
-		ids[k.ID] = true
-		for _, alg := range k.Algorithms {
-			if alg == "" || strings.ContainsRune(string(alg), ',') {
-				return fmt.Errorf("shared key %q: invalid algorithm name", k.ID)
-			}
-		}
 	}
 	return nil
 }

@@ -1,0 +1,39 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/twilioguard/twilioguard/store"
+)
+
+func TestAccountCheck(t *testing.T) {
+	t.Parallel()
+	const sid = "AC0123456789abcdef0123456789abcdef"
+	key := func(id, secret string, algs ...store.Algorithm) store.SharedKey {
+		return store.SharedKey{ID: id, Secret: store.Secret(secret), Algorithms: algs}
+	}
+	tests := []struct {
+		name string
+		a    *store.Account
+		ok   bool
+	}{
+		{"minimal", &store.Account{SID: sid, AuthToken: "t"}, true},
+		{"full", &store.Account{SID: sid, AuthToken: "t", Aliases: []string{"a", "b"},
+			SharedKeys: []store.SharedKey{key("k1", "s", store.HMACSHA1, store.HMACSHA256)}}, true},
+		{"nil", nil, false},
+		{"no SID", &store.Account{AuthToken: "t"}, false},
+		{"no token", &store.Account{SID: sid}, false},
+		{"empty alias", &store.Account{SID: sid, AuthToken: "t", Aliases: []string{""}}, false},
+		{"alias twice", &store.Account{SID: sid, AuthToken: "t", Aliases: []string{"a", "a"}}, false},
+		{"key without id", &store.Account{SID: sid, AuthToken: "t", SharedKeys: []store.SharedKey{key("", "s")}}, false},
+		{"key id twice", &store.Account{SID: sid, AuthToken: "t", SharedKeys: []store.SharedKey{key("k", "s"), key("k", "s")}}, false},
+		{"key without secret", &store.Account{SID: sid, AuthToken: "t", SharedKeys: []store.SharedKey{key("k", "")}}, false},
+		{"unknown algorithm", &store.Account{SID: sid, AuthToken: "t", SharedKeys: []store.SharedKey{key("k", "s", "HMAC_MD5")}}, false},
+	}
+	for _, tt := range tests {
+		err := tt.a.Check()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Check() = %v; want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
