@@ -26,6 +26,7 @@ var rules = map[string][]string{
 	"middleware":          {"gen", "signature"},
 	"client":              {"gen", "signature"},
 	"internal/testserver": {},
+	"internal/pgtest":     {},
 }
 
 // stdlibOnly lists the packages that may import nothing outside the

@@ -6,14 +6,11 @@ package kubernetes_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,12 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
 
+	"github.com/twilioguard/twilioguard/internal/pgtest"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 )
 
@@ -364,7 +361,7 @@ func TestContainerStarts(t *testing.T) {
 	for _, e := range c.Env {
 		switch {
 		case e.Name == "TWILIOGUARD_STORE":
-			cmd.Env = append(cmd.Env, "TWILIOGUARD_STORE="+newDatabase(t, base))
+			cmd.Env = append(cmd.Env, "TWILIOGUARD_STORE="+pgtest.NewDatabase(t, base))
 		case e.ValueFrom == nil:
 			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 		}
@@ -450,36 +447,4 @@ func get(t *testing.T, u string) (int, string, error) {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, string(b), err
-}
-
-// newDatabase creates an empty database on the server base names and
-// returns its DSN; it is dropped when the test ends.
-func newDatabase(t *testing.T, base string) string {
-	t.Helper()
-	name := "tg_k8s_" + strings.ToLower(rand.Text()[:12])
-	exec := func(ctx context.Context, sql string) error {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme == "" {
-		t.Fatalf("TWILIOGUARD_TEST_POSTGRES_DSN must be a postgres:// URL for this test")
-	}
-	u.Path = "/" + name
-	return u.String()
 }

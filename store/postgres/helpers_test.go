@@ -1,17 +1,12 @@
 package postgres_test
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/twilioguard/twilioguard/store/postgres"
 	"github.com/twilioguard/twilioguard/store/seal"
@@ -45,47 +40,6 @@ func requireEnv(t *testing.T, names ...string) []string {
 		t.Skip(msg)
 	}
 	return vals
-}
-
-// newDatabase creates an empty database on the server that base names and
-// returns its DSN. The database is dropped when the test ends.
-func newDatabase(t *testing.T, base string) string {
-	t.Helper()
-	name := "tg_" + strings.ToLower(rand.Text()[:16])
-	exec := func(ctx context.Context, sql string) error {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	return withDatabase(t, base, name)
-}
-
-// withDatabase returns dsn with its database replaced by name.
-func withDatabase(t *testing.T, dsn, name string) string {
-	t.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse test DSN: %v", err)
-		}
-		u.Path = "/" + name
-		return u.String()
-	}
-	return dsn + " dbname=" + name
 }
 
 // newKeyring returns a keyring with a fresh random key.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/twilioguard/twilioguard/internal/pgtest"
 	"github.com/twilioguard/twilioguard/store"
 	"github.com/twilioguard/twilioguard/store/postgres"
 	"github.com/twilioguard/twilioguard/store/seal"
@@ -27,7 +28,7 @@ func TestStore(t *testing.T) {
 	base := requireEnv(t, envDSN)[0]
 	keys := newKeyring(t)
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		return openStore(t, newDatabase(t, base), keys)
+		return openStore(t, pgtest.NewDatabase(t, base), keys)
 	})
 }
 
@@ -78,7 +79,7 @@ func TestOpenBadDSN(t *testing.T) {
 // replicas do: the advisory lock lets exactly one of them migrate.
 func TestConcurrentOpen(t *testing.T) {
 	t.Parallel()
-	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	dsn := pgtest.NewDatabase(t, requireEnv(t, envDSN)[0])
 	keys := newKeyring(t)
 	const n = 6
 	var wg sync.WaitGroup
@@ -114,7 +115,7 @@ func TestConcurrentOpen(t *testing.T) {
 
 func TestSecretsSealedAtRest(t *testing.T) {
 	t.Parallel()
-	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	dsn := pgtest.NewDatabase(t, requireEnv(t, envDSN)[0])
 	oldKey, newKey := newKey(t), newKey(t)
 	oldRing, err := seal.NewKeyring(oldKey)
 	if err != nil {
@@ -212,7 +213,7 @@ func next(t *testing.T, ch <-chan string, timeout time.Duration) string {
 
 func TestWatch(t *testing.T) {
 	t.Parallel()
-	dsn := newDatabase(t, requireEnv(t, envDSN)[0])
+	dsn := pgtest.NewDatabase(t, requireEnv(t, envDSN)[0])
 	keys := newKeyring(t)
 	writer, reader := openStore(t, dsn, keys), openStore(t, dsn, keys)
 	changes := watcher(t, reader)
@@ -258,7 +259,7 @@ func TestWatch(t *testing.T) {
 func TestWatchReconnects(t *testing.T) {
 	env := requireEnv(t, envCtlDSN, envCtl)
 	ctl := env[1]
-	dsn := newDatabase(t, env[0])
+	dsn := pgtest.NewDatabase(t, env[0])
 	keys := newKeyring(t)
 	s := openStore(t, dsn, keys)
 	changes := watcher(t, s)

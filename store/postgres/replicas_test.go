@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twilioguard/twilioguard/internal/pgtest"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/signature"
 	"github.com/twilioguard/twilioguard/store/storetest"
@@ -213,7 +214,7 @@ func goal(ds []time.Duration) string {
 // long the others take to verify with the new token.
 func TestReplicasPropagation(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, newDatabase(t, requireEnv(t, envDSN)[0]))
+	c := startCluster(t, pgtest.NewDatabase(t, requireEnv(t, envDSN)[0]))
 
 	var puts, rotations []time.Duration
 	const rounds = 6
@@ -360,7 +361,7 @@ func (c *cluster) metric(t *testing.T, r *testserver.Server, name string) string
 func TestReplicasSurviveDatabaseOutage(t *testing.T) {
 	env := requireEnv(t, envCtlDSN, envCtl)
 	ctl := env[1]
-	c := startCluster(t, newDatabase(t, env[0]))
+	c := startCluster(t, pgtest.NewDatabase(t, env[0]))
 
 	const accounts = 30
 	sids, tokens := make([]string, accounts), make([]string, accounts)
