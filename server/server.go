@@ -211,9 +211,15 @@ func loadProblem(err error) string {
 	return "store error, see the logs: " + truncate(err.Error(), 200)
 }
 
-// Run keeps the cache in sync until ctx ends: it follows the store's change
-// notifications when it has them, reloads everything every ResyncInterval,
-// and checks the store's health. It returns nil when ctx ends.
+// Run loads the cache and keeps it in sync until ctx ends: it follows the
+// store's change notifications when it has them, reloads everything every
+// ResyncInterval, and checks the store's health (reloading when the store
+// comes back). It returns nil when ctx ends.
+//
+// A store with notifications is loaded by the first one, sent once it
+// listens: a load before that could miss changes made in between, so it
+// would have to be repeated. Other stores are loaded at once, unless
+// [Server.Load] already did.
 func (s *Server) Run(ctx context.Context) error {
 	if w, ok := s.cfg.Store.(watcher); ok {
 		go func() {
@@ -222,6 +228,10 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Error("store watch ended", "err", err)
 			}
 		}()
+	} else if loaded, _, _ := s.cache.status(); !loaded {
+		if err := s.Load(ctx); err != nil {
+			s.log.Warn("initial account load failed; retrying when the store answers", "err", err)
+		}
 	}
 	resync := s.cfg.ResyncInterval
 	if resync < 0 {

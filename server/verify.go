@@ -356,7 +356,7 @@ const maxRoutes = 100
 
 // routeSet keeps caller-chosen route names safe as metric labels.
 type routeSet struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	seen map[string]bool
 }
 
@@ -372,6 +372,12 @@ func (rs *routeSet) label(r string) string {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/') {
 			return "other"
 		}
+	}
+	rs.mu.RLock()
+	known := rs.seen[r]
+	rs.mu.RUnlock()
+	if known {
+		return r
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

@@ -113,9 +113,6 @@ func serve(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.Load(ctx); err != nil {
-		log.Warn("initial account load failed; retrying in the background", "err", err)
-	}
 
 	mux := http.NewServeMux()
 	srv.Routes(mux)
