@@ -28,9 +28,14 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/twilioguard (once per test binary) and returns its path.
+// Binary returns the path of the twilioguard binary: $TWILIOGUARD_TEST_BIN
+// when set (scripts/test.sh builds it once for every test package and
+// language), else cmd/twilioguard built once per test binary.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("TWILIOGUARD_TEST_BIN"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "twilioguard-bin-")
 		if err != nil {

@@ -56,9 +56,17 @@ type Account struct {
 	// The version of the stored account, increased by every change. On
 	// PutAccount, a non-zero version must equal the stored one (optimistic
 	// concurrency); zero replaces unconditionally.
-	Version       int64 `protobuf:"varint,12,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version int64 `protobuf:"varint,12,opt,name=version,proto3" json:"version,omitempty"`
+	// The account is suspended at Twilio (set by the Twilio import and sync).
+	// Its webhooks still verify.
+	Suspended bool `protobuf:"varint,13,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	// Output only: the secrets that cannot be read (sealed under a key the
+	// service does not hold, or damaged), by name: "auth_token",
+	// "previous_auth_token" or "shared_key:<id>". Put new values to repair
+	// them; until then the account's requests cannot be decided.
+	UnreadableSecrets []string `protobuf:"bytes,14,rep,name=unreadable_secrets,json=unreadableSecrets,proto3" json:"unreadable_secrets,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -173,6 +181,20 @@ func (x *Account) GetVersion() int64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *Account) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
+}
+
+func (x *Account) GetUnreadableSecrets() []string {
+	if x != nil {
+		return x.UnreadableSecrets
+	}
+	return nil
 }
 
 // SharedKey is a Twilio webhook SharedKey.
@@ -774,7 +796,7 @@ var File_twilioguard_v1_account_proto protoreflect.FileDescriptor
 
 const file_twilioguard_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctwilioguard/v1/account.proto\x12\x0etwilioguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtwilioguard/v1/verifier.proto\"\xc4\x04\n" +
+	"\x1ctwilioguard/v1/account.proto\x12\x0etwilioguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtwilioguard/v1/verifier.proto\"\x91\x05\n" +
 	"\aAccount\x12\x10\n" +
 	"\x03sid\x18\x01 \x01(\tR\x03sid\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12#\n" +
@@ -792,7 +814,9 @@ const file_twilioguard_v1_account_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x18\n" +
-	"\aversion\x18\f \x01(\x03R\aversion\"\x9d\x01\n" +
+	"\aversion\x18\f \x01(\x03R\aversion\x12\x1c\n" +
+	"\tsuspended\x18\r \x01(\bR\tsuspended\x12-\n" +
+	"\x12unreadable_secrets\x18\x0e \x03(\tR\x11unreadableSecrets\"\x9d\x01\n" +
 	"\tSharedKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x129\n" +

@@ -9,6 +9,7 @@ package twilioguardv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -20,6 +21,59 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// ReplayCheck says whether a valid request was checked for duplicates.
+type ReplayCheck int32
+
+const (
+	// Not checked: the request is not valid, or replay detection is off.
+	ReplayCheck_REPLAY_CHECK_UNSPECIFIED ReplayCheck = 0
+	// Checked: duplicate says whether it is one.
+	ReplayCheck_CHECKED ReplayCheck = 1
+	// The duplicate store could not be reached: duplicate is unknown.
+	ReplayCheck_UNAVAILABLE ReplayCheck = 2
+)
+
+// Enum value maps for ReplayCheck.
+var (
+	ReplayCheck_name = map[int32]string{
+		0: "REPLAY_CHECK_UNSPECIFIED",
+		1: "CHECKED",
+		2: "UNAVAILABLE",
+	}
+	ReplayCheck_value = map[string]int32{
+		"REPLAY_CHECK_UNSPECIFIED": 0,
+		"CHECKED":                  1,
+		"UNAVAILABLE":              2,
+	}
+)
+
+func (x ReplayCheck) Enum() *ReplayCheck {
+	p := new(ReplayCheck)
+	*p = x
+	return p
+}
+
+func (x ReplayCheck) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplayCheck) Descriptor() protoreflect.EnumDescriptor {
+	return file_twilioguard_v1_verifier_proto_enumTypes[0].Descriptor()
+}
+
+func (ReplayCheck) Type() protoreflect.EnumType {
+	return &file_twilioguard_v1_verifier_proto_enumTypes[0]
+}
+
+func (x ReplayCheck) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplayCheck.Descriptor instead.
+func (ReplayCheck) EnumDescriptor() ([]byte, []int) {
+	return file_twilioguard_v1_verifier_proto_rawDescGZIP(), []int{0}
+}
 
 // Reason says why a webhook request is not valid.
 type Reason int32
@@ -45,21 +99,31 @@ const (
 	Reason_ALGORITHM_NOT_ALLOWED Reason = 8
 	// The signature settings name a SharedKey the account does not have.
 	Reason_UNKNOWN_SHARED_KEY Reason = 9
+	// The signature is valid for one account, but the request names another:
+	// an AccountSid field of the form body, params, query or JSON body (in any
+	// spelling a form decoder reads as AccountSid), or the account field.
+	Reason_ACCOUNT_MISMATCH Reason = 10
+	// A gateway asked about a form POST without forwarding its body, so the
+	// signature cannot be checked (for example Caddy forward_auth or nginx
+	// auth_request): configure the gateway to send the body, or use the proxy.
+	Reason_BODY_NOT_FORWARDED Reason = 11
 )
 
 // Enum value maps for Reason.
 var (
 	Reason_name = map[int32]string{
-		0: "REASON_UNSPECIFIED",
-		1: "MISSING_SIGNATURE",
-		2: "MALFORMED_SIGNATURE",
-		3: "SIGNATURE_MISMATCH",
-		4: "UNKNOWN_ACCOUNT",
-		5: "ACCOUNT_NOT_ALLOWED",
-		6: "BODY_HASH_MISMATCH",
-		7: "MISSING_BODY_HASH",
-		8: "ALGORITHM_NOT_ALLOWED",
-		9: "UNKNOWN_SHARED_KEY",
+		0:  "REASON_UNSPECIFIED",
+		1:  "MISSING_SIGNATURE",
+		2:  "MALFORMED_SIGNATURE",
+		3:  "SIGNATURE_MISMATCH",
+		4:  "UNKNOWN_ACCOUNT",
+		5:  "ACCOUNT_NOT_ALLOWED",
+		6:  "BODY_HASH_MISMATCH",
+		7:  "MISSING_BODY_HASH",
+		8:  "ALGORITHM_NOT_ALLOWED",
+		9:  "UNKNOWN_SHARED_KEY",
+		10: "ACCOUNT_MISMATCH",
+		11: "BODY_NOT_FORWARDED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":    0,
@@ -72,6 +136,8 @@ var (
 		"MISSING_BODY_HASH":     7,
 		"ALGORITHM_NOT_ALLOWED": 8,
 		"UNKNOWN_SHARED_KEY":    9,
+		"ACCOUNT_MISMATCH":      10,
+		"BODY_NOT_FORWARDED":    11,
 	}
 )
 
@@ -86,11 +152,11 @@ func (x Reason) String() string {
 }
 
 func (Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_twilioguard_v1_verifier_proto_enumTypes[0].Descriptor()
+	return file_twilioguard_v1_verifier_proto_enumTypes[1].Descriptor()
 }
 
 func (Reason) Type() protoreflect.EnumType {
-	return &file_twilioguard_v1_verifier_proto_enumTypes[0]
+	return &file_twilioguard_v1_verifier_proto_enumTypes[1]
 }
 
 func (x Reason) Number() protoreflect.EnumNumber {
@@ -99,7 +165,7 @@ func (x Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reason.Descriptor instead.
 func (Reason) EnumDescriptor() ([]byte, []int) {
-	return file_twilioguard_v1_verifier_proto_rawDescGZIP(), []int{0}
+	return file_twilioguard_v1_verifier_proto_rawDescGZIP(), []int{1}
 }
 
 // Algorithm is a webhook signature algorithm.
@@ -139,11 +205,11 @@ func (x Algorithm) String() string {
 }
 
 func (Algorithm) Descriptor() protoreflect.EnumDescriptor {
-	return file_twilioguard_v1_verifier_proto_enumTypes[1].Descriptor()
+	return file_twilioguard_v1_verifier_proto_enumTypes[2].Descriptor()
 }
 
 func (Algorithm) Type() protoreflect.EnumType {
-	return &file_twilioguard_v1_verifier_proto_enumTypes[1]
+	return &file_twilioguard_v1_verifier_proto_enumTypes[2]
 }
 
 func (x Algorithm) Number() protoreflect.EnumNumber {
@@ -152,7 +218,7 @@ func (x Algorithm) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Algorithm.Descriptor instead.
 func (Algorithm) EnumDescriptor() ([]byte, []int) {
-	return file_twilioguard_v1_verifier_proto_rawDescGZIP(), []int{1}
+	return file_twilioguard_v1_verifier_proto_rawDescGZIP(), []int{2}
 }
 
 // Param is one decoded form field of a webhook request.
@@ -241,9 +307,14 @@ type VerifyWebhookRequest struct {
 	// allowed, that account is used for requests that carry no AccountSid.
 	AllowedAccounts []string `protobuf:"bytes,8,rep,name=allowed_accounts,json=allowedAccounts,proto3" json:"allowed_accounts,omitempty"`
 	// An optional route label for logs and metrics (for example "sms").
-	Route         string `protobuf:"bytes,9,opt,name=route,proto3" json:"route,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Route string `protobuf:"bytes,9,opt,name=route,proto3" json:"route,omitempty"`
+	// The I-Twilio-Idempotency-Token header, when present. A verified request
+	// is recorded under its account and this token (without one: its
+	// signature and URL), so that a copy verified again within the replay
+	// window is flagged as a duplicate.
+	IdempotencyToken string `protobuf:"bytes,10,opt,name=idempotency_token,json=idempotencyToken,proto3" json:"idempotency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VerifyWebhookRequest) Reset() {
@@ -339,6 +410,13 @@ func (x *VerifyWebhookRequest) GetRoute() string {
 	return ""
 }
 
+func (x *VerifyWebhookRequest) GetIdempotencyToken() string {
+	if x != nil {
+		return x.IdempotencyToken
+	}
+	return ""
+}
+
 // VerifyWebhookResponse is the verdict on one webhook request.
 type VerifyWebhookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -359,7 +437,19 @@ type VerifyWebhookResponse struct {
 	// X-Forwarded-Proto"). Never contains a secret; never makes a request valid.
 	Hint string `protobuf:"bytes,6,opt,name=hint,proto3" json:"hint,omitempty"`
 	// The signature algorithm that matched. ALGORITHM_UNSPECIFIED when not valid.
-	Algorithm     Algorithm `protobuf:"varint,7,opt,name=algorithm,proto3,enum=twilioguard.v1.Algorithm" json:"algorithm,omitempty"`
+	Algorithm Algorithm `protobuf:"varint,7,opt,name=algorithm,proto3,enum=twilioguard.v1.Algorithm" json:"algorithm,omitempty"`
+	// Whether this exact webhook (same account and idempotency token, or same
+	// account, signature and URL) was verified before within the replay window.
+	// A duplicate is still valid: the signature is genuine. Set only when
+	// replay_check is CHECKED; absent (unknown) otherwise.
+	Duplicate *bool `protobuf:"varint,8,opt,name=duplicate,proto3,oneof" json:"duplicate,omitempty"`
+	// When the first copy of a duplicate was verified.
+	FirstSeenTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=first_seen_time,json=firstSeenTime,proto3" json:"first_seen_time,omitempty"`
+	// Whether the duplicate check ran on a valid request: CHECKED, or
+	// UNAVAILABLE when the duplicate store could not be reached (duplicate is
+	// then unknown). Unset when the request is not valid or replay detection
+	// is off.
+	ReplayCheck   ReplayCheck `protobuf:"varint,10,opt,name=replay_check,json=replayCheck,proto3,enum=twilioguard.v1.ReplayCheck" json:"replay_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,14 +533,35 @@ func (x *VerifyWebhookResponse) GetAlgorithm() Algorithm {
 	return Algorithm_ALGORITHM_UNSPECIFIED
 }
 
+func (x *VerifyWebhookResponse) GetDuplicate() bool {
+	if x != nil && x.Duplicate != nil {
+		return *x.Duplicate
+	}
+	return false
+}
+
+func (x *VerifyWebhookResponse) GetFirstSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeenTime
+	}
+	return nil
+}
+
+func (x *VerifyWebhookResponse) GetReplayCheck() ReplayCheck {
+	if x != nil {
+		return x.ReplayCheck
+	}
+	return ReplayCheck_REPLAY_CHECK_UNSPECIFIED
+}
+
 var File_twilioguard_v1_verifier_proto protoreflect.FileDescriptor
 
 const file_twilioguard_v1_verifier_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtwilioguard/v1/verifier.proto\x12\x0etwilioguard.v1\"/\n" +
+	"\x1dtwilioguard/v1/verifier.proto\x12\x0etwilioguard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n" +
 	"\x05Param\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xb6\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe3\x02\n" +
 	"\x14VerifyWebhookRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12-\n" +
 	"\x06params\x18\x02 \x03(\v2\x15.twilioguard.v1.ParamR\x06params\x12\x12\n" +
@@ -460,7 +571,9 @@ const file_twilioguard_v1_verifier_proto_rawDesc = "" +
 	"\x12signature_settings\x18\x06 \x01(\tR\x11signatureSettings\x12\x18\n" +
 	"\aaccount\x18\a \x01(\tR\aaccount\x12)\n" +
 	"\x10allowed_accounts\x18\b \x03(\tR\x0fallowedAccounts\x12\x14\n" +
-	"\x05route\x18\t \x01(\tR\x05route\"\x8c\x02\n" +
+	"\x05route\x18\t \x01(\tR\x05route\x12+\n" +
+	"\x11idempotency_token\x18\n" +
+	" \x01(\tR\x10idempotencyToken\"\xc1\x03\n" +
 	"\x15VerifyWebhookResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x1f\n" +
 	"\vaccount_sid\x18\x02 \x01(\tR\n" +
@@ -472,7 +585,17 @@ const file_twilioguard_v1_verifier_proto_rawDesc = "" +
 	"matchedUrl\x12.\n" +
 	"\x06reason\x18\x05 \x01(\x0e2\x16.twilioguard.v1.ReasonR\x06reason\x12\x12\n" +
 	"\x04hint\x18\x06 \x01(\tR\x04hint\x127\n" +
-	"\talgorithm\x18\a \x01(\x0e2\x19.twilioguard.v1.AlgorithmR\talgorithm*\xf8\x01\n" +
+	"\talgorithm\x18\a \x01(\x0e2\x19.twilioguard.v1.AlgorithmR\talgorithm\x12!\n" +
+	"\tduplicate\x18\b \x01(\bH\x00R\tduplicate\x88\x01\x01\x12B\n" +
+	"\x0ffirst_seen_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSeenTime\x12>\n" +
+	"\freplay_check\x18\n" +
+	" \x01(\x0e2\x1b.twilioguard.v1.ReplayCheckR\vreplayCheckB\f\n" +
+	"\n" +
+	"_duplicate*I\n" +
+	"\vReplayCheck\x12\x1c\n" +
+	"\x18REPLAY_CHECK_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aCHECKED\x10\x01\x12\x0f\n" +
+	"\vUNAVAILABLE\x10\x02*\xa6\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MISSING_SIGNATURE\x10\x01\x12\x17\n" +
@@ -483,7 +606,10 @@ const file_twilioguard_v1_verifier_proto_rawDesc = "" +
 	"\x12BODY_HASH_MISMATCH\x10\x06\x12\x15\n" +
 	"\x11MISSING_BODY_HASH\x10\a\x12\x19\n" +
 	"\x15ALGORITHM_NOT_ALLOWED\x10\b\x12\x16\n" +
-	"\x12UNKNOWN_SHARED_KEY\x10\t*F\n" +
+	"\x12UNKNOWN_SHARED_KEY\x10\t\x12\x14\n" +
+	"\x10ACCOUNT_MISMATCH\x10\n" +
+	"\x12\x16\n" +
+	"\x12BODY_NOT_FORWARDED\x10\v*F\n" +
 	"\tAlgorithm\x12\x19\n" +
 	"\x15ALGORITHM_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tHMAC_SHA1\x10\x01\x12\x0f\n" +
@@ -504,26 +630,30 @@ func file_twilioguard_v1_verifier_proto_rawDescGZIP() []byte {
 	return file_twilioguard_v1_verifier_proto_rawDescData
 }
 
-var file_twilioguard_v1_verifier_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_twilioguard_v1_verifier_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_twilioguard_v1_verifier_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_twilioguard_v1_verifier_proto_goTypes = []any{
-	(Reason)(0),                   // 0: twilioguard.v1.Reason
-	(Algorithm)(0),                // 1: twilioguard.v1.Algorithm
-	(*Param)(nil),                 // 2: twilioguard.v1.Param
-	(*VerifyWebhookRequest)(nil),  // 3: twilioguard.v1.VerifyWebhookRequest
-	(*VerifyWebhookResponse)(nil), // 4: twilioguard.v1.VerifyWebhookResponse
+	(ReplayCheck)(0),              // 0: twilioguard.v1.ReplayCheck
+	(Reason)(0),                   // 1: twilioguard.v1.Reason
+	(Algorithm)(0),                // 2: twilioguard.v1.Algorithm
+	(*Param)(nil),                 // 3: twilioguard.v1.Param
+	(*VerifyWebhookRequest)(nil),  // 4: twilioguard.v1.VerifyWebhookRequest
+	(*VerifyWebhookResponse)(nil), // 5: twilioguard.v1.VerifyWebhookResponse
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_twilioguard_v1_verifier_proto_depIdxs = []int32{
-	2, // 0: twilioguard.v1.VerifyWebhookRequest.params:type_name -> twilioguard.v1.Param
-	0, // 1: twilioguard.v1.VerifyWebhookResponse.reason:type_name -> twilioguard.v1.Reason
-	1, // 2: twilioguard.v1.VerifyWebhookResponse.algorithm:type_name -> twilioguard.v1.Algorithm
-	3, // 3: twilioguard.v1.VerifierService.VerifyWebhook:input_type -> twilioguard.v1.VerifyWebhookRequest
-	4, // 4: twilioguard.v1.VerifierService.VerifyWebhook:output_type -> twilioguard.v1.VerifyWebhookResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: twilioguard.v1.VerifyWebhookRequest.params:type_name -> twilioguard.v1.Param
+	1, // 1: twilioguard.v1.VerifyWebhookResponse.reason:type_name -> twilioguard.v1.Reason
+	2, // 2: twilioguard.v1.VerifyWebhookResponse.algorithm:type_name -> twilioguard.v1.Algorithm
+	6, // 3: twilioguard.v1.VerifyWebhookResponse.first_seen_time:type_name -> google.protobuf.Timestamp
+	0, // 4: twilioguard.v1.VerifyWebhookResponse.replay_check:type_name -> twilioguard.v1.ReplayCheck
+	4, // 5: twilioguard.v1.VerifierService.VerifyWebhook:input_type -> twilioguard.v1.VerifyWebhookRequest
+	5, // 6: twilioguard.v1.VerifierService.VerifyWebhook:output_type -> twilioguard.v1.VerifyWebhookResponse
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_twilioguard_v1_verifier_proto_init() }
@@ -531,12 +661,13 @@ func file_twilioguard_v1_verifier_proto_init() {
 	if File_twilioguard_v1_verifier_proto != nil {
 		return
 	}
+	file_twilioguard_v1_verifier_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_twilioguard_v1_verifier_proto_rawDesc), len(file_twilioguard_v1_verifier_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
