@@ -29,7 +29,8 @@ type Account struct {
 	// The account SID: AC followed by 32 hexadecimal digits.
 	Sid string `protobuf:"bytes,1,opt,name=sid,proto3" json:"sid,omitempty"`
 	// Other names callers may use for the account. Each is unique across
-	// accounts; it must not look like a SID.
+	// accounts; it must not look like a SID. On replace, an empty list keeps
+	// the stored aliases (see PutAccountRequest).
 	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	// A human-readable name.
 	FriendlyName string `protobuf:"bytes,3,opt,name=friendly_name,json=friendlyName,proto3" json:"friendly_name,omitempty"`
@@ -274,9 +275,10 @@ func (x *SharedKey) GetSecretFingerprint() string {
 // PutAccountRequest is the request of PutAccount.
 //
 // On a replace, what the account leaves empty keeps its stored value: the
-// auth token, each SharedKey's secret (matched by id), the previous auth
-// token with its expiry, and the whole list of SharedKeys when none is
-// given. The clear_* fields remove what would otherwise be kept.
+// aliases, the friendly name, the auth token, each SharedKey's secret
+// (matched by id), the previous auth token with its expiry, and the whole
+// list of SharedKeys when none is given. The clear_* fields remove what
+// would otherwise be kept.
 type PutAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account to create or replace.
@@ -286,8 +288,12 @@ type PutAccountRequest struct {
 	ClearPreviousAuthToken bool `protobuf:"varint,2,opt,name=clear_previous_auth_token,json=clearPreviousAuthToken,proto3" json:"clear_previous_auth_token,omitempty"`
 	// Remove the stored SharedKeys unless the account lists some.
 	ClearSharedKeys bool `protobuf:"varint,3,opt,name=clear_shared_keys,json=clearSharedKeys,proto3" json:"clear_shared_keys,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Remove the stored aliases unless the account lists some.
+	ClearAliases bool `protobuf:"varint,4,opt,name=clear_aliases,json=clearAliases,proto3" json:"clear_aliases,omitempty"`
+	// Remove the stored friendly name unless the account gives one.
+	ClearFriendlyName bool `protobuf:"varint,5,opt,name=clear_friendly_name,json=clearFriendlyName,proto3" json:"clear_friendly_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PutAccountRequest) Reset() {
@@ -337,6 +343,20 @@ func (x *PutAccountRequest) GetClearPreviousAuthToken() bool {
 func (x *PutAccountRequest) GetClearSharedKeys() bool {
 	if x != nil {
 		return x.ClearSharedKeys
+	}
+	return false
+}
+
+func (x *PutAccountRequest) GetClearAliases() bool {
+	if x != nil {
+		return x.ClearAliases
+	}
+	return false
+}
+
+func (x *PutAccountRequest) GetClearFriendlyName() bool {
+	if x != nil {
+		return x.ClearFriendlyName
 	}
 	return false
 }
@@ -823,11 +843,13 @@ const file_twilioguard_v1_account_proto_rawDesc = "" +
 	"\n" +
 	"algorithms\x18\x03 \x03(\x0e2\x19.twilioguard.v1.AlgorithmR\n" +
 	"algorithms\x12-\n" +
-	"\x12secret_fingerprint\x18\x04 \x01(\tR\x11secretFingerprint\"\xad\x01\n" +
+	"\x12secret_fingerprint\x18\x04 \x01(\tR\x11secretFingerprint\"\x82\x02\n" +
 	"\x11PutAccountRequest\x121\n" +
 	"\aaccount\x18\x01 \x01(\v2\x17.twilioguard.v1.AccountR\aaccount\x129\n" +
 	"\x19clear_previous_auth_token\x18\x02 \x01(\bR\x16clearPreviousAuthToken\x12*\n" +
-	"\x11clear_shared_keys\x18\x03 \x01(\bR\x0fclearSharedKeys\"G\n" +
+	"\x11clear_shared_keys\x18\x03 \x01(\bR\x0fclearSharedKeys\x12#\n" +
+	"\rclear_aliases\x18\x04 \x01(\bR\fclearAliases\x12.\n" +
+	"\x13clear_friendly_name\x18\x05 \x01(\bR\x11clearFriendlyName\"G\n" +
 	"\x12PutAccountResponse\x121\n" +
 	"\aaccount\x18\x01 \x01(\v2\x17.twilioguard.v1.AccountR\aaccount\"-\n" +
 	"\x11GetAccountRequest\x12\x18\n" +
