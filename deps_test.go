@@ -23,8 +23,10 @@ var rules = map[string][]string{
 	"gen":                 {"gen"},
 	"server":              {"gen", "signature", "store"},
 	"extauthz":            {"gen", "signature"},
-	"middleware":          {"gen", "signature"},
-	"client":              {"gen", "signature"},
+	"middleware":          {"gen", "webhookreq", "internal/bound"},
+	"client":              {"gen"},
+	"webhookreq":          {"gen", "signature", "internal/bound"},
+	"internal/bound":      {},
 	"internal/testserver": {},
 	"internal/pgtest":     {},
 }

@@ -10,11 +10,10 @@
 // *Client has the VerifyWebhook method, so it is a middleware.Verifier:
 //
 //	c, err := client.New("http://twilioguard:8080")
-//	...
-//	http.Handle("/sms", middleware.New(c).Wrap(smsHandler))
-//
-// [Client.VerifyRequest] helps code that holds an *http.Request and wants to
-// verify it without the middleware.
+//	if err != nil { ... }
+//	m, err := middleware.New(c, middleware.WithPublicBaseURL("https://example.com"))
+//	if err != nil { ... }
+//	http.Handle("/sms", m.Wrap(smsHandler))
 package client
 
 import (
@@ -35,14 +34,9 @@ import (
 // DefaultTimeout is the default deadline of one call (see [WithTimeout]).
 const DefaultTimeout = 5 * time.Second
 
-// DefaultMaxBodyBytes is the default limit on the body [Client.VerifyRequest]
-// reads (1 MiB).
-const DefaultMaxBodyBytes int64 = 1 << 20
-
 // Client calls a twilioguard service. Create one with [New]; it is safe for
 // concurrent use. Its fields are the generated clients; use them for any
-// call, and [Client.VerifyWebhook] or [Client.VerifyRequest] for the common
-// ones.
+// call, and [Client.VerifyWebhook] for the common one.
 type Client struct {
 	// Verifier calls twilioguard.v1.VerifierService.
 	Verifier twilioguardv1connect.VerifierServiceClient
@@ -51,7 +45,6 @@ type Client struct {
 	// answers Unauthenticated.
 	Accounts twilioguardv1connect.AccountServiceClient
 
-	maxBody   int64
 	transport *http.Transport // nil when the caller supplied the HTTP client
 }
 
@@ -60,7 +53,7 @@ type Client struct {
 // routes the service under one. A base URL with user info, a query or a
 // fragment is an error.
 func New(baseURL string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultTimeout, maxBody: DefaultMaxBodyBytes}
+	cfg := config{timeout: DefaultTimeout}
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("client: nil Option")
@@ -76,7 +69,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		// url.Error quotes the input, which may hold a password: say less.
 		return nil, errors.New("client: base URL does not parse")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("client: base URL %q: scheme must be http or https", baseURL)
+		return nil, fmt.Errorf("client: base URL %q: want http://host:port (h2c) or https://host:port (TLS)", baseURL)
 	case u.Host == "" || u.Opaque != "":
 		return nil, fmt.Errorf("client: base URL %q: no host", baseURL)
 	case u.User != nil:
@@ -89,7 +82,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	base := strings.TrimRight(baseURL, "/")
 
-	c := &Client{maxBody: cfg.maxBody}
+	c := &Client{}
 	httpClient := cfg.httpClient
 	if httpClient == nil {
 		c.transport = newTransport(u.Scheme == "https", cfg)
@@ -121,6 +114,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // that is not valid is a verdict (Valid false, with a Reason), not an error;
 // an error means the service could not decide (see [connect.CodeOf]).
 func (c *Client) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
+	if c == nil {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("client: nil *Client (New failed?)"))
+	}
 	return c.Verifier.VerifyWebhook(ctx, req)
 }
 

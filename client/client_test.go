@@ -17,9 +17,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/twilioguard/twilioguard/client"
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
@@ -282,7 +280,6 @@ func TestNewErrors(t *testing.T) {
 		{base: "http://admin:s3cret@localhost:8080"},
 		{base: "http://localhost:8080", opts: []client.Option{client.WithGRPC(), client.WithHTTP1()}},
 		{base: "http://localhost:8080", opts: []client.Option{client.WithTimeout(-1)}},
-		{base: "http://localhost:8080", opts: []client.Option{client.WithMaxBodyBytes(0)}},
 		{base: "http://localhost:8080", opts: []client.Option{client.WithHTTPClient(nil)}},
 		{base: "http://localhost:8080", opts: []client.Option{nil}},
 	}
@@ -332,107 +329,22 @@ func TestWithHTTPClientAndPrefix(t *testing.T) {
 	}
 }
 
-func TestVerifyRequest(t *testing.T) {
-	t.Parallel()
-	srv, svc, _ := startService(t, false)
-	c := newClient(t, srv.URL, client.WithMaxBodyBytes(128))
-
-	// An app whose handler verifies with VerifyRequest, then reads the body.
-	type result struct {
-		verdict *twilioguardv1.VerifyWebhookResponse
-		err     error
-		body    string
-		form    string
-	}
-	results := make(chan result, 1)
-	var base string
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := c.VerifyRequest(r.Context(), r, base, client.WithRoute("sms"), client.WithAllowedAccounts(testSID))
-		b, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		results <- result{v, err, string(b), r.PostFormValue("Body")}
-	}))
-	t.Cleanup(app.Close)
-
-	const body = "AccountSid=" + testSID + "&Body=caf%C3%A9+%2B+it%27s&Empty="
-	params, _ := url.ParseQuery(body)
-	post := func(target, signedURL, rawBody string) result {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, target, strings.NewReader(rawBody))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", signature.Sign(testToken, signedURL, params))
-		req.Header.Set("X-Twilio-Webhooks-Signature-Settings", "key=none")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return <-results
-	}
-
-	// Behind a TLS proxy: the public base URL gives scheme and host.
-	base = "https://public.example/"
-	target := app.URL + "/sms?x=%7e"
-	got := post(target, "https://public.example/sms?x=%7e", body)
-	if got.err != nil || !got.verdict.GetValid() {
-		t.Fatalf("VerifyRequest = %v, %v; want valid", got.verdict, got.err)
-	}
-	if got.body != body || got.form != "café + it's" {
-		t.Errorf("after VerifyRequest the handler read %q (Body=%q); want the body unchanged", got.body, got.form)
-	}
-	want := &twilioguardv1.VerifyWebhookRequest{
-		Url:               "https://public.example/sms?x=%7e",
-		Body:              []byte(body),
-		ContentType:       "application/x-www-form-urlencoded",
-		Signature:         signature.Sign(testToken, "https://public.example/sms?x=%7e", params),
-		SignatureSettings: "key=none",
-		AllowedAccounts:   []string{testSID},
-		Route:             "sms",
-	}
-	reqs := svc.requests()
-	if diff := cmp.Diff(want, reqs[len(reqs)-1], protocmp.Transform()); diff != "" {
-		t.Errorf("service request mismatch (-want +got):\n%s", diff)
-	}
-
-	// Without a base URL the connection decides: plain http here.
-	base = ""
-	got = post(target, "https://"+strings.TrimPrefix(target, "http://"), body)
-	if got.err != nil || got.verdict.GetValid() {
-		t.Errorf("signed for https, served over http: %v, %v; want not valid", got.verdict, got.err)
-	}
-	got = post(target, target, body)
-	if got.err != nil || !got.verdict.GetValid() {
-		t.Errorf("signed for the connection URL: %v, %v; want valid", got.verdict, got.err)
-	}
-
-	// A body over the limit is an error, and still readable in full.
-	long := body + "&Pad=" + strings.Repeat("x", 200)
-	got = post(target, target, long)
-	if !errors.Is(got.err, client.ErrBodyTooLarge) || got.body != long {
-		t.Errorf("long body: err = %v, handler read %d bytes; want ErrBodyTooLarge and all %d bytes", got.err, len(got.body), len(long))
-	}
-
-	// A bad base URL is an error before any call.
-	base = "https://u:pw@public.example"
-	n := len(svc.requests())
-	got = post(target, target, body)
-	if got.err == nil || strings.Contains(got.err.Error(), "pw") || len(svc.requests()) != n {
-		t.Errorf("base URL with user info: err = %v; want an error that hides the password and no call", got.err)
-	}
-}
-
 func TestClientBehindMiddleware(t *testing.T) {
 	t.Parallel()
 	srv, _, _ := startService(t, false)
 	c := newClient(t, srv.URL)
 	var served int
 	var mu sync.Mutex
-	app := httptest.NewServer(middleware.New(c).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m, err := middleware.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		served++
 		mu.Unlock()
 		v, _ := middleware.VerdictFrom(r.Context())
-		fmt.Fprint(w, v.GetAccountSid())
+		fmt.Fprint(w, v.AccountSID)
 	})))
 	t.Cleanup(app.Close)
 
@@ -460,5 +372,11 @@ func TestClientBehindMiddleware(t *testing.T) {
 	}
 	if served != 1 {
 		t.Errorf("handler served %d requests; want 1", served)
+	}
+	// A client that failed to build is refused by the middleware at once,
+	// instead of failing every request later.
+	var broken *client.Client
+	if _, err := middleware.New(broken); err == nil {
+		t.Errorf("middleware.New(nil *client.Client) = nil error; want an error")
 	}
 }

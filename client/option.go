@@ -33,7 +33,6 @@ type config struct {
 	http1       bool
 	protocol    protocol
 	connectOpts []connect.ClientOption
-	maxBody     int64
 	errs        []error
 }
 
@@ -105,17 +104,4 @@ func WithGRPCWeb() Option {
 // package's own options.
 func WithClientOptions(opts ...connect.ClientOption) Option {
 	return optionFunc(func(c *config) { c.connectOpts = append(c.connectOpts, opts...) })
-}
-
-// WithMaxBodyBytes sets the largest request body [Client.VerifyRequest]
-// reads; a larger body makes it return [ErrBodyTooLarge]. The default is
-// [DefaultMaxBodyBytes] (1 MiB); n must be positive.
-func WithMaxBodyBytes(n int64) Option {
-	return optionFunc(func(c *config) {
-		if n <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("max body bytes %d: must be positive", n))
-			return
-		}
-		c.maxBody = n
-	})
 }

@@ -2,30 +2,33 @@
 //
 // [New] returns a [Middleware] whose [Middleware.Wrap] checks every request
 // with a [Verifier] before the wrapped handler runs. The Verifier is anything
-// with the VerifyWebhook method of twilioguard.v1.VerifierService: the
-// remote client (package client), the in-process server, or a fake in tests.
-// The app holds no auth token.
+// with the VerifyWebhook method of twilioguard.v1.VerifierService: the remote
+// client (package client), the in-process server, or a fake in tests. The app
+// holds no auth token.
 //
-// For each request the middleware:
+// For each request the middleware (through package webhookreq, which every
+// twilioguard adapter shares):
 //
 //   - rebuilds the URL Twilio requested: a configured public base URL
 //     ([WithPublicBaseURL]) followed by the raw request-target, or, without
 //     one, the scheme and host of the connection, overridden by the
 //     Forwarded (RFC 7239), X-Forwarded-Proto, X-Forwarded-Host,
 //     X-Forwarded-Port and X-Original-Host headers only when the direct peer
-//     is a trusted proxy ([WithTrustedProxies]). Headers from any other peer
-//     never change the URL. Multiple hops use the right-most untrusted rule
-//     (see [WithTrustedProxies]);
-//   - reads the body up to a limit ([WithMaxBodyBytes], 413 beyond it) and
-//     restores it byte for byte for the wrapped handler;
-//   - sends the raw body, its content type and the X-Twilio-Signature and
-//     X-Twilio-Webhooks-Signature-Settings headers to the Verifier;
-//   - answers 403 when the request is not valid (the reason and the
-//     verifier's near-miss hint go to the log, never to the caller), 503 when
-//     the Verifier cannot decide (fail closed), 400 when the verifier finds
-//     the request malformed, and 500 when the Verifier refuses the caller
-//     (a configuration error);
-//   - otherwise calls the wrapped handler with the verdict in the request
+//     is a trusted proxy ([WithTrustedProxies]), with the right-most
+//     untrusted rule over several hops;
+//   - reads the body up to a limit ([WithMaxBodyBytes]) and restores it byte
+//     for byte for the wrapped handler;
+//   - sends the raw body, its content type and the X-Twilio-Signature,
+//     X-Twilio-Webhooks-Signature-Settings and I-Twilio-Idempotency-Token
+//     headers to the Verifier;
+//   - removes client-sent X-Twilioguard-* and X-Twilio-Account-Sid headers,
+//     in any spelling, so the wrapped handler never sees forged ones;
+//   - refuses ([WithRefusalHandler] writes the answer): 403 when the request
+//     is not valid, 400 when it is malformed, 413 when its body is over the
+//     limit, 409 for a duplicate when duplicates are rejected
+//     ([WithRejectDuplicates]), and 503 for any error of the Verifier (fail
+//     closed). Reasons and hints go to the log, never to the caller;
+//   - otherwise calls the wrapped handler with the [Verdict] in the request
 //     context ([VerdictFrom]).
 //
 // In shadow mode ([WithShadow]) the wrapped handler always runs and the
@@ -33,17 +36,17 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 
 	"connectrpc.com/connect"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
+	"github.com/twilioguard/twilioguard/webhookreq"
 )
 
 // Verifier checks one webhook request. A request that is not valid is a
@@ -62,69 +65,68 @@ func (f VerifierFunc) VerifyWebhook(ctx context.Context, req *twilioguardv1.Veri
 	return f(ctx, req)
 }
 
-// The request headers Twilio signs with.
-const (
-	headerSignature         = "X-Twilio-Signature"
-	headerSignatureSettings = "X-Twilio-Webhooks-Signature-Settings"
-)
-
 // DefaultMaxBodyBytes is the default limit on the body of a webhook request
-// (1 MiB); Twilio's webhooks are far smaller.
-const DefaultMaxBodyBytes int64 = 1 << 20
-
-var errBodyTooLarge = errors.New("request body too large")
+// (1 MiB).
+const DefaultMaxBodyBytes = webhookreq.DefaultMaxBodyBytes
 
 // Middleware verifies Twilio webhook requests before a handler sees them.
 // Create one with [New]; it is safe for concurrent use.
 type Middleware struct {
-	verifier Verifier
-	policy   urlPolicy
-	maxBody  int64
-	accounts []string
-	route    string
-	shadow   bool
-	logger   *slog.Logger
-	err      error
+	verifier   Verifier
+	policy     *webhookreq.URLPolicy
+	maxBody    int64
+	accounts   []string
+	route      string
+	shadow     bool
+	rejectDups bool
+	refuse     func(http.ResponseWriter, *http.Request, Refusal)
+	logger     *slog.Logger
 }
 
-// New returns a Middleware that checks requests with v.
-//
-// New does not fail: an invalid option (for example a malformed CIDR) is
-// recorded, reported by [Middleware.Err], and makes every wrapped request
-// fail closed with 500. Check Err at start-up.
-func New(v Verifier, opts ...Option) *Middleware {
+// New returns a Middleware that checks requests with v. It returns an error
+// when v is nil or an option is invalid (a malformed CIDR or base URL, both
+// a public base URL and trusted proxies, ...).
+func New(v Verifier, opts ...Option) (*Middleware, error) {
+	if v == nil || isNilPointer(v) {
+		return nil, errors.New("middleware: nil Verifier")
+	}
 	cfg := config{maxBody: DefaultMaxBodyBytes}
-	WithOptions(opts...).apply(&cfg)
+	for _, o := range opts {
+		if o == nil {
+			cfg.errs = append(cfg.errs, errors.New("nil Option"))
+			continue
+		}
+		o.apply(&cfg)
+	}
+	if cfg.url.PublicBaseURL != "" && len(cfg.url.TrustedProxies) > 0 {
+		cfg.errs = append(cfg.errs, errors.New("WithPublicBaseURL and WithTrustedProxies conflict: "+
+			"with a public base URL no forwarding header is read; set one of them"))
+	}
+	policy, err := webhookreq.NewURLPolicy(cfg.url)
+	if err != nil {
+		cfg.errs = append(cfg.errs, err)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, errors.Join(errors.New("middleware: invalid configuration"), err)
+	}
 	m := &Middleware{
-		verifier: v,
-		maxBody:  cfg.maxBody,
-		accounts: cfg.accounts,
-		route:    cfg.route,
-		shadow:   cfg.shadow,
-		logger:   cfg.logger,
-		err:      errors.Join(cfg.errs...),
+		verifier:   v,
+		policy:     policy,
+		maxBody:    cfg.maxBody,
+		accounts:   cfg.accounts,
+		route:      cfg.route,
+		shadow:     cfg.shadow,
+		rejectDups: cfg.rejectDups,
+		refuse:     cfg.refuse,
+		logger:     cfg.logger,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
 	}
-	if v == nil {
-		m.err = errors.Join(m.err, errors.New("middleware: nil Verifier"))
+	if m.refuse == nil {
+		m.refuse = DefaultRefusal
 	}
-	m.policy = urlPolicy{baseURL: cfg.baseURL, trusted: cfg.trusted, headers: map[string]bool{}}
-	names := cfg.proxyHeaders
-	if names == nil {
-		names = proxyHeaders
-	}
-	for _, n := range names {
-		m.policy.headers[n] = true
-	}
-	return m
-}
-
-// Err returns the configuration errors found by [New], or nil. A Middleware
-// with a configuration error refuses every request with 500.
-func (m *Middleware) Err() error {
-	return m.err
+	return m, nil
 }
 
 // Wrap returns a handler that verifies each request and then calls next (in
@@ -135,162 +137,134 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-type verdictKey struct{}
+// Refusal is a request the middleware does not let through: the status it
+// answers with and why.
+type Refusal struct {
+	// Status is 400 (malformed), 403 (not valid), 409 (duplicate), 413
+	// (body too large) or 503 (the verifier could not decide).
+	Status int
+	// Verdict is the verifier's answer, or nil when there is none (400, 413
+	// and 503 without a verdict).
+	Verdict *Verdict
+	// Err says why there is no verdict; nil when there is one.
+	Err error
+}
 
-// VerdictFrom returns the verdict the middleware put in the context of a
-// request, and whether there is one. In enforcing mode the wrapped handler
-// only runs for valid requests; in shadow mode the verdict may be invalid
-// (check GetValid) or absent (the verifier could not be reached).
-func VerdictFrom(ctx context.Context) (*twilioguardv1.VerifyWebhookResponse, bool) {
-	v, ok := ctx.Value(verdictKey{}).(*twilioguardv1.VerifyWebhookResponse)
-	return v, ok && v != nil
+// DefaultRefusal writes a short plain-text answer with ref.Status and no
+// diagnosis; 413 also closes the connection and 503 asks to retry after a
+// second.
+func DefaultRefusal(w http.ResponseWriter, _ *http.Request, ref Refusal) {
+	switch ref.Status {
+	case http.StatusRequestEntityTooLarge:
+		w.Header().Set("Connection", "close")
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, http.StatusText(ref.Status), ref.Status)
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	ctx := r.Context()
-	if m.err != nil {
-		m.logger.LogAttrs(ctx, slog.LevelError, "twilio webhook refused: middleware misconfigured",
-			appendIf(nil, "route", m.route, slog.String("error", m.err.Error()))...)
-		http.Error(w, "webhook verification misconfigured", http.StatusInternalServerError)
-		return
-	}
-	pub := m.policy.rebuild(r)
-	attrs := appendIf(nil, "route", m.route, slog.String("url", pub.url), slog.String("url_from", pub.from))
+	webhookreq.StripInjected(r.Header)
+	pub := m.policy.Rebuild(r)
+	attrs := m.attrs(pub)
 
-	body, err := readBody(r, m.maxBody)
+	body, err := webhookreq.ReadBody(r, m.maxBody)
 	if err != nil {
-		tooLarge := errors.Is(err, errBodyTooLarge)
-		if m.shadow && tooLarge {
-			m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook not verified (shadow mode): request body too large",
-				append(attrs, slog.Int64("max_body_bytes", m.maxBody))...)
-			r2 := r.Clone(ctx)
-			r2.Body = struct {
-				io.Reader
-				io.Closer
-			}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-			next.ServeHTTP(w, r2)
-			return
+		ref := Refusal{Status: http.StatusBadRequest, Err: err}
+		msg := "twilio webhook refused: cannot read the request body"
+		if errors.Is(err, webhookreq.ErrBodyTooLarge) {
+			ref.Status, msg = http.StatusRequestEntityTooLarge, "twilio webhook refused: request body too large"
 		}
-		if tooLarge {
-			m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook refused: request body too large",
-				append(attrs, slog.Int64("max_body_bytes", m.maxBody))...)
-			w.Header().Set("Connection", "close")
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook refused: cannot read request body",
-			append(attrs, slog.String("error", err.Error()))...)
-		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		m.refused(w, r, next, ref, msg, slog.LevelInfo, append(attrs, slog.String("error", err.Error())))
 		return
 	}
 
-	req := &twilioguardv1.VerifyWebhookRequest{
-		Url:               pub.url,
-		Signature:         r.Header.Get(headerSignature),
-		SignatureSettings: r.Header.Get(headerSignatureSettings),
-		AllowedAccounts:   m.accounts,
-		Route:             m.route,
-	}
-	if ct := r.Header.Get("Content-Type"); len(body) > 0 || (ct != "" && r.Method != http.MethodGet && r.Method != http.MethodHead) {
-		req.Body, req.ContentType = body, ct
-	}
-
-	verdict, err := m.verifier.VerifyWebhook(ctx, req)
-	if err == nil && verdict == nil {
+	req := webhookreq.Request(r, pub.URL, body)
+	req.AllowedAccounts, req.Route = m.accounts, m.route
+	resp, err := m.verifier.VerifyWebhook(ctx, req)
+	if err == nil && resp == nil {
 		err = errors.New("verifier returned no verdict")
 	}
 	if err != nil {
-		m.refuseError(w, r, next, body, attrs, err)
+		m.verifierError(w, r, next, attrs, err)
 		return
 	}
 
-	attrs = append(attrs, slog.String("account_sid", verdict.GetAccountSid()))
-	if !verdict.GetValid() {
-		attrs = append(attrs, slog.String("reason", verdict.GetReason().String()))
-		attrs = appendIf(attrs, "hint", verdict.GetHint())
-		attrs = appendIf(attrs, "proxy_hint", pub.proxyHint, slog.String("peer", peerString(r.RemoteAddr)))
-		if !m.shadow {
-			m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook refused", attrs...)
-			http.Error(w, "invalid Twilio signature", http.StatusForbidden)
-			return
-		}
-		m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook would be refused (shadow mode)", attrs...)
-	} else {
-		m.logger.LogAttrs(ctx, slog.LevelDebug, "twilio webhook verified",
-			append(attrs, slog.String("credential", verdict.GetCredential()), slog.String("matched_url", verdict.GetMatchedUrl()))...)
+	v := verdictOf(resp)
+	attrs = append(attrs, slog.String("account_sid", v.AccountSID))
+	switch {
+	case !v.Valid:
+		attrs = append(attrs, slog.String("reason", v.Reason))
+		attrs = appendIf(attrs, "hint", v.Hint)
+		attrs = appendIf(attrs, "proxy_hint", pub.ProxyHint, slog.String("peer", bound.Text(webhookreq.Peer(r.RemoteAddr), 64)))
+		m.refused(w, r, next, Refusal{Status: http.StatusForbidden, Verdict: &v}, "twilio webhook refused", slog.LevelInfo, attrs)
+		return
+	case v.Duplicate && m.rejectDups:
+		attrs = append(attrs, slog.Time("first_seen", v.FirstSeen))
+		m.refused(w, r, next, Refusal{Status: http.StatusConflict, Verdict: &v}, "twilio webhook refused: duplicate", slog.LevelInfo, attrs)
+		return
 	}
-	next.ServeHTTP(w, withBody(r.WithContext(context.WithValue(ctx, verdictKey{}, verdict)), body))
+	if m.logger.Enabled(ctx, slog.LevelDebug) {
+		m.logger.LogAttrs(ctx, slog.LevelDebug, "twilio webhook verified",
+			append(attrs, slog.String("credential", v.Credential), slog.Bool("duplicate", v.Duplicate))...)
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verdictKey{}, &v)))
+}
+
+// attrs are the log attributes every decision line of a request carries.
+func (m *Middleware) attrs(pub webhookreq.PublicURL) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = appendIf(attrs, "route", m.route)
+	return append(attrs, slog.String("url", bound.Text(pub.URL, bound.TextBytes)), slog.String("url_from", pub.From))
+}
+
+// refused answers ref (or, in shadow mode, logs it and calls next).
+func (m *Middleware) refused(w http.ResponseWriter, r *http.Request, next http.Handler, ref Refusal, msg string, level slog.Level, attrs []slog.Attr) {
+	ctx := r.Context()
+	if m.shadow {
+		m.logger.LogAttrs(ctx, level, msg+" (shadow mode: let through)", attrs...)
+		if ref.Verdict != nil {
+			r = r.WithContext(context.WithValue(ctx, verdictKey{}, ref.Verdict))
+		}
+		next.ServeHTTP(w, r)
+		return
+	}
+	m.logger.LogAttrs(ctx, level, msg, attrs...)
+	m.refuse(w, r, ref)
+}
+
+// verifierError answers a request the Verifier could not decide on: 400 for
+// malformed input, 503 otherwise (fail closed).
+func (m *Middleware) verifierError(w http.ResponseWriter, r *http.Request, next http.Handler, attrs []slog.Attr, err error) {
+	attrs = append(attrs, slog.String("error", bound.Text(err.Error(), bound.TextBytes)))
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument:
+		m.refused(w, r, next, Refusal{Status: http.StatusBadRequest, Err: err}, "twilio webhook refused: malformed request", slog.LevelInfo, attrs)
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
+		m.refused(w, r, next, Refusal{Status: http.StatusServiceUnavailable, Err: err},
+			"twilio webhook refused: the verifier refused this caller (check its configuration)", slog.LevelError, attrs)
+	default:
+		level := slog.LevelError
+		if r.Context().Err() != nil { // the caller went away; nobody reads the answer
+			level = slog.LevelInfo
+		}
+		m.refused(w, r, next, Refusal{Status: http.StatusServiceUnavailable, Err: err}, "twilio webhook refused: verifier unavailable", level, attrs)
+	}
+}
+
+// isNilPointer reports whether v holds a nil pointer, such as the
+// *client.Client of a failed client.New.
+func isNilPointer(v Verifier) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // appendIf appends the attribute key=value when value is not empty, then
 // more.
 func appendIf(attrs []slog.Attr, key, value string, more ...slog.Attr) []slog.Attr {
 	if value != "" {
-		attrs = append(attrs, slog.String(key, value))
+		attrs = append(attrs, slog.String(key, bound.Text(value, bound.TextBytes)))
 	}
 	return append(attrs, more...)
-}
-
-// refuseError answers a request the Verifier could not decide on: 400 for
-// malformed input, 500 when the Verifier refuses the caller, 503 otherwise
-// (fail closed). In shadow mode it logs and calls next instead.
-func (m *Middleware) refuseError(w http.ResponseWriter, r *http.Request, next http.Handler, body []byte, attrs []slog.Attr, err error) {
-	ctx := r.Context()
-	attrs = append(attrs, slog.String("error", err.Error()))
-	if m.shadow {
-		m.logger.LogAttrs(ctx, slog.LevelError, "twilio webhook not verified (shadow mode): verifier error", attrs...)
-		next.ServeHTTP(w, withBody(r, body))
-		return
-	}
-	switch connect.CodeOf(err) {
-	case connect.CodeInvalidArgument:
-		m.logger.LogAttrs(ctx, slog.LevelWarn, "twilio webhook refused: malformed request", attrs...)
-		http.Error(w, "malformed webhook request", http.StatusBadRequest)
-	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
-		m.logger.LogAttrs(ctx, slog.LevelError, "twilio webhook refused: verifier refused this caller (check its configuration)", attrs...)
-		http.Error(w, "webhook verification misconfigured", http.StatusInternalServerError)
-	default:
-		level := slog.LevelError
-		if ctx.Err() != nil { // the caller went away; nobody reads the answer
-			level = slog.LevelInfo
-		}
-		m.logger.LogAttrs(ctx, level, "twilio webhook refused: verifier unavailable", attrs...)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "webhook verifier unavailable", http.StatusServiceUnavailable)
-	}
-}
-
-// readBody reads the body of r, at most limit bytes. Beyond the limit it
-// returns what it read and an error wrapping errBodyTooLarge; the rest stays
-// unread in r.Body.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	if r.ContentLength > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d > %d", errBodyTooLarge, r.ContentLength, limit)
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return b, fmt.Errorf("read body: %w", err)
-	}
-	if int64(len(b)) > limit {
-		return b, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
-	}
-	return b, nil
-}
-
-// withBody returns r with its body replaced by a fresh reader over body, so
-// the next handler reads the same bytes the verifier saw.
-func withBody(r *http.Request, body []byte) *http.Request {
-	if r.Body == nil || r.Body == http.NoBody {
-		return r
-	}
-	r2 := r.WithContext(r.Context()) // a shallow copy
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	r2.GetBody = func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(body)), nil
-	}
-	return r2
 }

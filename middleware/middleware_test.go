@@ -161,7 +161,7 @@ func echoHandler(calls *int) http.Handler {
 			w.Header().Set("X-Form-Body", r.PostFormValue("Body"))
 		}
 		if v, ok := middleware.VerdictFrom(r.Context()); ok {
-			w.Header().Set("X-Verdict", fmt.Sprintf("valid=%v account=%s credential=%s", v.GetValid(), v.GetAccountSid(), v.GetCredential()))
+			w.Header().Set("X-Verdict", fmt.Sprintf("valid=%v account=%s credential=%s", v.Valid, v.AccountSID, v.Credential))
 		}
 		_, _ = w.Write(body)
 	})
@@ -178,7 +178,10 @@ func (a *app) handlerCalls() int { return *a.calls }
 func startApp(t *testing.T, v middleware.Verifier, opts ...middleware.Option) *app {
 	t.Helper()
 	logs := &logRecorder{}
-	m := middleware.New(v, append([]middleware.Option{middleware.WithLogger(slog.New(logs))}, opts...)...)
+	m, err := middleware.New(v, append([]middleware.Option{middleware.WithLogger(slog.New(logs))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := new(int)
 	srv := httptest.NewServer(m.Wrap(echoHandler(calls)))
 	t.Cleanup(srv.Close)
@@ -311,15 +314,15 @@ func TestInvalidRequestIsRefused(t *testing.T) {
 			if got.status != http.StatusForbidden {
 				t.Fatalf("status = %d; want 403", got.status)
 			}
-			if got.body != "invalid Twilio signature\n" {
+			if got.body != "Forbidden\n" {
 				t.Errorf("body = %q; want a short refusal", got.body)
 			}
 			if a.handlerCalls() != 0 {
 				t.Errorf("handler called %d times; want 0", a.handlerCalls())
 			}
 			rec := a.logs.only(t)
-			if rec.level != slog.LevelWarn || rec.attrs["reason"] != tt.wantReason {
-				t.Errorf("log = %+v; want Warn with reason %s", rec, tt.wantReason)
+			if rec.level != slog.LevelInfo || rec.attrs["reason"] != tt.wantReason {
+				t.Errorf("log = %+v; want Info with reason %s", rec, tt.wantReason)
 			}
 			if tt.wantHint && !strings.Contains(rec.attrs["hint"], "https") {
 				t.Errorf("log hint = %q; want a near-miss hint naming https", rec.attrs["hint"])
@@ -353,14 +356,15 @@ func TestVerifierErrors(t *testing.T) {
 		want     int
 		wantBody string
 	}{
-		{"remote verifier down", twilioguardv1connect.NewVerifierServiceClient(http.DefaultClient, deadURL), 503, "webhook verifier unavailable\n"},
-		{"unavailable", errVerifier(connect.NewError(connect.CodeUnavailable, errors.New("store down"))), 503, "webhook verifier unavailable\n"},
-		{"deadline", errVerifier(context.DeadlineExceeded), 503, "webhook verifier unavailable\n"},
+		{"remote verifier down", twilioguardv1connect.NewVerifierServiceClient(http.DefaultClient, deadURL), 503, "Service Unavailable\n"},
+		{"unavailable", errVerifier(connect.NewError(connect.CodeUnavailable, errors.New("store down"))), 503, "Service Unavailable\n"},
+		{"deadline", errVerifier(context.DeadlineExceeded), 503, "Service Unavailable\n"},
 		{"no verdict", middleware.VerifierFunc(func(context.Context, *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
 			return nil, nil
-		}), 503, "webhook verifier unavailable\n"},
-		{"malformed input", errVerifier(connect.NewError(connect.CodeInvalidArgument, errors.New("bad form"))), 400, "malformed webhook request\n"},
-		{"caller refused", errVerifier(connect.NewError(connect.CodePermissionDenied, errors.New("no"))), 500, "webhook verification misconfigured\n"},
+		}), 503, "Service Unavailable\n"},
+		{"malformed input", errVerifier(connect.NewError(connect.CodeInvalidArgument, errors.New("bad form"))), 400, "Bad Request\n"},
+		{"caller refused", errVerifier(connect.NewError(connect.CodePermissionDenied, errors.New("no"))), 503, "Service Unavailable\n"},
+		{"caller not authenticated", errVerifier(connect.NewError(connect.CodeUnauthenticated, errors.New("no"))), 503, "Service Unavailable\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,8 +378,13 @@ func TestVerifierErrors(t *testing.T) {
 			if a.handlerCalls() != 0 {
 				t.Errorf("handler called; want fail closed")
 			}
-			if rec := a.logs.only(t); rec.attrs["error"] == "" || rec.level < slog.LevelWarn {
-				t.Errorf("log = %+v; want a Warn or Error line with the error", rec)
+			rec := a.logs.only(t)
+			wantLevel := slog.LevelError
+			if tt.want == 400 {
+				wantLevel = slog.LevelInfo
+			}
+			if rec.attrs["error"] == "" || rec.level != wantLevel {
+				t.Errorf("log = %+v; want a %v line with the error", rec, wantLevel)
 			}
 		})
 	}
@@ -431,7 +440,7 @@ func TestBodyLimit(t *testing.T) {
 				t.Errorf("handler read %d bytes; want the %d-byte body unchanged", len(got.body), len(tt.body))
 			}
 			if tt.want == 413 {
-				if got.body != "request body too large\n" {
+				if got.body != "Request Entity Too Large\n" {
 					t.Errorf("body = %q; want a short refusal", got.body)
 				}
 				if n := len(v.requests()); n != 0 {
@@ -459,8 +468,8 @@ func TestShadowMode(t *testing.T) {
 			t.Errorf("verdict in context = %q; want %q", got.header.Get("X-Verdict"), want)
 		}
 		rec := a.logs.only(t)
-		if rec.level != slog.LevelWarn || !strings.Contains(rec.msg, "shadow") || rec.attrs["reason"] != "SIGNATURE_MISMATCH" {
-			t.Errorf("log = %+v; want a Warn shadow line with the reason", rec)
+		if rec.level != slog.LevelInfo || !strings.Contains(rec.msg, "shadow") || rec.attrs["reason"] != "SIGNATURE_MISMATCH" {
+			t.Errorf("log = %+v; want an Info shadow line with the reason", rec)
 		}
 	})
 	t.Run("verifier down: served unverified", func(t *testing.T) {
@@ -545,7 +554,6 @@ func TestForwardedHeadersFromPeers(t *testing.T) {
 		{"trusted elsewhere, signed for the spoofed URL", []middleware.Option{middleware.WithTrustedProxies("10.0.0.0/8", "::1")}, spoofedURL, 403},
 		{"trusted peer, signed for the forwarded URL", []middleware.Option{middleware.WithTrustedProxies("127.0.0.0/8")}, spoofedURL, 200},
 		{"trusted peer, signed for the real URL", []middleware.Option{middleware.WithTrustedProxies("127.0.0.1")}, "", 403},
-		{"base URL wins over a trusted peer", []middleware.Option{middleware.WithTrustedProxies("127.0.0.1"), middleware.WithPublicBaseURL("https://public.example")}, "https://public.example/sms", 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -613,7 +621,10 @@ func TestGETAndJSONWebhooks(t *testing.T) {
 func TestHTTP2OverTLS(t *testing.T) {
 	t.Parallel()
 	logs := &logRecorder{}
-	m := middleware.New(newTokenVerifier(), middleware.WithLogger(slog.New(logs)))
+	m, err := middleware.New(newTokenVerifier(), middleware.WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := new(int)
 	srv := httptest.NewUnstartedServer(m.Wrap(echoHandler(calls)))
 	srv.EnableHTTP2 = true
@@ -638,28 +649,162 @@ func TestHTTP2OverTLS(t *testing.T) {
 	}
 }
 
-func TestMisconfiguredFailsClosed(t *testing.T) {
+func TestNewErrors(t *testing.T) {
 	t.Parallel()
-	for _, shadow := range []bool{false, true} {
-		opts := []middleware.Option{middleware.WithTrustedProxies("not-a-cidr")}
-		if shadow {
-			opts = append(opts, middleware.WithShadow())
+	tests := []struct {
+		name string
+		v    middleware.Verifier
+		opts []middleware.Option
+		want string
+	}{
+		{"nil verifier", nil, nil, "nil Verifier"},
+		{"bad CIDR", newTokenVerifier(), []middleware.Option{middleware.WithTrustedProxies("10.0.0.0/8", "not-a-cidr")}, "not-a-cidr"},
+		{"bad base URL", newTokenVerifier(), []middleware.Option{middleware.WithPublicBaseURL("https://u:secretpw@example.com")}, "user info"},
+		{"base URL and trusted proxies", newTokenVerifier(), []middleware.Option{middleware.WithPublicBaseURL("https://example.com"), middleware.WithTrustedProxies("10.0.0.0/8")}, "conflict"},
+		{"bad proxy header", newTokenVerifier(), []middleware.Option{middleware.WithProxyHeaders("X-Real-IP")}, "X-Real-IP"},
+		{"bad body limit", newTokenVerifier(), []middleware.Option{middleware.WithMaxBodyBytes(0)}, "max body bytes"},
+		{"nil option", newTokenVerifier(), []middleware.Option{nil}, "nil Option"},
+	}
+	for _, tt := range tests {
+		m, err := middleware.New(tt.v, tt.opts...)
+		if err == nil || m != nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: New = %v, %v; want nil and an error mentioning %q", tt.name, m, err, tt.want)
 		}
-		a := startApp(t, newTokenVerifier(), opts...)
-		target := a.srv.URL + "/sms"
-		got := postForm(t, target, target, smsBody, nil)
-		if got.status != 500 || a.handlerCalls() != 0 {
-			t.Errorf("shadow=%v: status = %d, handler calls = %d; want 500 and none", shadow, got.status, a.handlerCalls())
+		if err != nil && strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("%s: error %q leaks a password", tt.name, err)
 		}
-		if rec := a.logs.only(t); rec.level != slog.LevelError || !strings.Contains(rec.attrs["error"], "not-a-cidr") {
-			t.Errorf("shadow=%v: log = %+v; want an Error line naming the bad entry", shadow, rec)
-		}
+	}
+	if _, err := middleware.New(newTokenVerifier(), middleware.WithTrustedProxies("", " "), middleware.WithPublicBaseURL(""), middleware.WithAccounts("", "AC1")); err != nil {
+		t.Errorf("empty values: New error = %v; want nil", err)
 	}
 }
 
 func TestVerdictFromEmptyContext(t *testing.T) {
 	t.Parallel()
-	if v, ok := middleware.VerdictFrom(t.Context()); ok || v != nil {
-		t.Errorf("VerdictFrom(empty) = %v, %v; want nil, false", v, ok)
+	if v, ok := middleware.VerdictFrom(t.Context()); ok || v != (middleware.Verdict{}) {
+		t.Errorf("VerdictFrom(empty) = %v, %v; want the zero Verdict, false", v, ok)
+	}
+}
+
+func TestForgedHeadersNeverReachTheHandler(t *testing.T) {
+	t.Parallel()
+	for _, shadow := range []bool{false, true} {
+		logs := &logRecorder{}
+		opts := []middleware.Option{middleware.WithLogger(slog.New(logs))}
+		if shadow {
+			opts = append(opts, middleware.WithShadow())
+		}
+		m, err := middleware.New(newTokenVerifier(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen http.Header
+		srv := httptest.NewServer(m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = r.Header.Clone()
+		})))
+		target := srv.URL + "/sms"
+		forged := http.Header{
+			"X-Twilioguard-Verified":  {"true"},
+			"X_twilioguard_verified":  {"true"},
+			"X-Twilio-Account-Sid":    {"ACffffffffffffffffffffffffffffffff"},
+			"X_twilio_account_sid":    {"ACffffffffffffffffffffffffffffffff"},
+			"X-Twilioguard-Duplicate": {"false"},
+			"X-Other":                 {"kept"},
+		}
+		signedFor := target
+		if shadow {
+			signedFor = "https://elsewhere.example/sms" // invalid, let through
+		}
+		if got := postForm(t, target, signedFor, smsBody, forged); got.status != 200 {
+			t.Fatalf("shadow=%v: status = %d; want 200", shadow, got.status)
+		}
+		for name := range seen {
+			if strings.Contains(strings.ToLower(name), "twilioguard") || strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "twilio-account-sid") {
+				t.Errorf("shadow=%v: handler saw forged header %s: %v", shadow, name, seen[name])
+			}
+		}
+		if seen.Get("X-Other") != "kept" {
+			t.Errorf("shadow=%v: other headers must be kept; got %v", shadow, seen)
+		}
+		srv.Close()
+	}
+}
+
+func TestIdempotencyTokenAndDuplicates(t *testing.T) {
+	t.Parallel()
+	dup := func(duplicate bool) middleware.Verifier {
+		return middleware.VerifierFunc(func(_ context.Context, req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
+			if req.GetIdempotencyToken() != "tok-1" {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("idempotency token %q", req.GetIdempotencyToken()))
+			}
+			return &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: testSID, Credential: "auth_token",
+				Duplicate: proto.Bool(duplicate), ReplayCheck: twilioguardv1.ReplayCheck_CHECKED}, nil
+		})
+	}
+	tests := []struct {
+		name      string
+		duplicate bool
+		opts      []middleware.Option
+		want      int
+	}{
+		{"first copy", false, nil, 200},
+		{"duplicate let through", true, nil, 200},
+		{"first copy, rejecting", false, []middleware.Option{middleware.WithRejectDuplicates()}, 200},
+		{"duplicate rejected", true, []middleware.Option{middleware.WithRejectDuplicates()}, 409},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &logRecorder{}
+			m, err := middleware.New(dup(tt.duplicate), append(tt.opts, middleware.WithLogger(slog.New(logs)))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v middleware.Verdict
+			srv := httptest.NewServer(m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				v, _ = middleware.VerdictFrom(r.Context())
+			})))
+			defer srv.Close()
+			got := postForm(t, srv.URL+"/sms", srv.URL+"/sms", smsBody, http.Header{"I-Twilio-Idempotency-Token": {"tok-1"}})
+			if got.status != tt.want {
+				t.Fatalf("status = %d (%q); want %d", got.status, got.body, tt.want)
+			}
+			if tt.want == 200 && (!v.ReplayChecked || v.Duplicate != tt.duplicate) {
+				t.Errorf("verdict = %+v; want ReplayChecked and Duplicate=%v", v, tt.duplicate)
+			}
+		})
+	}
+}
+
+func TestRefusalHandler(t *testing.T) {
+	t.Parallel()
+	var refs []middleware.Refusal
+	twiml := func(w http.ResponseWriter, _ *http.Request, ref middleware.Refusal) {
+		refs = append(refs, ref)
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(ref.Status)
+		_, _ = io.WriteString(w, "<Response><Reject/></Response>")
+	}
+	a := startApp(t, newTokenVerifier(), middleware.WithRefusalHandler(twiml))
+	target := a.srv.URL + "/sms"
+	got := postForm(t, target, target+"/other", smsBody, nil)
+	if got.status != 403 || got.body != "<Response><Reject/></Response>" || got.header.Get("Content-Type") != "text/xml" {
+		t.Errorf("got %d %q %q; want the custom 403 TwiML answer", got.status, got.header.Get("Content-Type"), got.body)
+	}
+	if len(refs) != 1 || refs[0].Verdict == nil || refs[0].Verdict.Reason != "SIGNATURE_MISMATCH" || refs[0].Err != nil {
+		t.Errorf("refusals = %+v; want one with the verdict", refs)
+	}
+}
+
+func TestLogFieldsAreBounded(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, newTokenVerifier())
+	target := a.srv.URL + "/sms?pad=" + strings.Repeat("x", 6000)
+	postForm(t, target, target+"&other", smsBody, nil)
+	rec := a.logs.only(t)
+	for k, v := range rec.attrs {
+		if len(v) > 300 {
+			t.Errorf("log attribute %s is %d bytes; want it cut", k, len(v))
+		}
 	}
 }

@@ -1,13 +1,12 @@
 package middleware
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"slices"
 	"strings"
+
+	"github.com/twilioguard/twilioguard/webhookreq"
 )
 
 // An Option configures a [Middleware].
@@ -20,15 +19,15 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	baseURL      string
-	trusted      []netip.Prefix
-	proxyHeaders []string
-	maxBody      int64
-	accounts     []string
-	route        string
-	shadow       bool
-	logger       *slog.Logger
-	errs         []error
+	url        webhookreq.URLConfig
+	maxBody    int64
+	accounts   []string
+	route      string
+	shadow     bool
+	rejectDups bool
+	refuse     func(http.ResponseWriter, *http.Request, Refusal)
+	logger     *slog.Logger
+	errs       []error
 }
 
 // WithPublicBaseURL sets the scheme, host and optional path prefix Twilio is
@@ -39,27 +38,17 @@ type config struct {
 //
 // By default there is no base URL. An empty string leaves the default in
 // place (handy for optional configuration). A base URL with user info, a
-// query or a fragment is a configuration error (see [Middleware.Err]).
+// query or a fragment, or together with [WithTrustedProxies], makes [New]
+// fail.
 func WithPublicBaseURL(base string) Option {
-	return optionFunc(func(c *config) {
-		if base == "" {
-			return
-		}
-		u, err := parseBaseURL(base)
-		if err != nil {
-			c.errs = append(c.errs, err)
-			return
-		}
-		c.baseURL = u
-	})
+	return optionFunc(func(c *config) { c.url.PublicBaseURL = base })
 }
 
 // WithTrustedProxies lists the peers (CIDRs such as "10.0.0.0/8" or single
 // addresses such as "127.0.0.1" and "::1") whose forwarded headers are
-// believed when no public base URL is set. Only the direct peer of the
-// connection (the request's RemoteAddr) decides whether headers are read at
-// all; headers from any other peer are ignored (and named in the log when a
-// request is refused).
+// believed. Only the direct peer of the connection (the request's
+// RemoteAddr) decides whether headers are read at all; headers from any
+// other peer are ignored (and named in the log when a request is refused).
 //
 // With several proxies in a row the right-most untrusted rule applies: of
 // the hops a header lists, the right-most one that is not itself a trusted
@@ -69,20 +58,13 @@ func WithPublicBaseURL(base string) Option {
 // header through lets the client choose the URL.
 //
 // By default no proxy is trusted. Empty strings are skipped; a malformed
-// entry is a configuration error (see [Middleware.Err]). Repeated use adds
-// to the list.
+// entry makes [New] fail. Repeated use adds to the list.
 func WithTrustedProxies(cidrs ...string) Option {
 	return optionFunc(func(c *config) {
 		for _, s := range cidrs {
-			if strings.TrimSpace(s) == "" {
-				continue
+			if strings.TrimSpace(s) != "" {
+				c.url.TrustedProxies = append(c.url.TrustedProxies, s)
 			}
-			p, err := parsePrefix(s)
-			if err != nil {
-				c.errs = append(c.errs, err)
-				continue
-			}
-			c.trusted = append(c.trusted, p)
 		}
 	})
 }
@@ -94,20 +76,9 @@ func WithTrustedProxies(cidrs ...string) Option {
 // from the client, e.g. WithProxyHeaders("X-Forwarded-Proto") for a proxy
 // that keeps the Host header and sets only X-Forwarded-Proto.
 //
-// By default all five are read. An unknown name is a configuration error
-// (see [Middleware.Err]).
+// By default all five are read. An unknown name makes [New] fail.
 func WithProxyHeaders(names ...string) Option {
-	return optionFunc(func(c *config) {
-		c.proxyHeaders = []string{}
-		for _, n := range names {
-			canon := http.CanonicalHeaderKey(strings.TrimSpace(n))
-			if !slices.Contains(proxyHeaders, canon) {
-				c.errs = append(c.errs, fmt.Errorf("proxy header %q: not one of %s", n, strings.Join(proxyHeaders, ", ")))
-				continue
-			}
-			c.proxyHeaders = append(c.proxyHeaders, canon)
-		}
-	})
+	return optionFunc(func(c *config) { c.url.ProxyHeaders = append([]string{}, names...) })
 }
 
 // WithMaxBodyBytes sets the largest request body read for verification. A
@@ -158,28 +129,35 @@ func WithShadow() Option {
 	return optionFunc(func(c *config) { c.shadow = true })
 }
 
-// WithLogger sets the logger for decision lines: Warn for refused (or, in
-// shadow mode, would-be refused) requests with the reason and hints, Error
-// when the verifier cannot decide, Debug for verified requests. Nothing
-// secret is logged. The default discards everything; a nil logger keeps the
-// default.
-func WithLogger(l *slog.Logger) Option {
+// WithRejectDuplicates refuses, with 409, a valid request the verifier
+// reports as a duplicate (the same webhook verified before within its
+// replay window). By default duplicates go through with Duplicate set in
+// their [Verdict]; a verifier without replay detection never reports one.
+func WithRejectDuplicates() Option {
+	return optionFunc(func(c *config) { c.rejectDups = true })
+}
+
+// WithRefusalHandler sets the function that answers refused requests, for
+// example with a TwiML body or a JSON error. It must write a response with
+// ref.Status (or another status of its choosing). The default is
+// [DefaultRefusal]; nil keeps it.
+func WithRefusalHandler(h func(w http.ResponseWriter, r *http.Request, ref Refusal)) Option {
 	return optionFunc(func(c *config) {
-		if l != nil {
-			c.logger = l
+		if h != nil {
+			c.refuse = h
 		}
 	})
 }
 
-// WithOptions composes several options into one.
-func WithOptions(opts ...Option) Option {
+// WithLogger sets the logger for decision lines: Info for refused (or, in
+// shadow mode, would-be refused) requests with the reason and hints, Error
+// when the verifier cannot decide, Debug for verified requests. Nothing
+// secret is logged and caller-supplied values are cut to a bounded length.
+// The default discards everything; a nil logger keeps the default.
+func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
-		for _, o := range opts {
-			if o == nil {
-				c.errs = append(c.errs, errors.New("nil Option"))
-				continue
-			}
-			o.apply(c)
+		if l != nil {
+			c.logger = l
 		}
 	})
 }

@@ -4,10 +4,10 @@
 //
 //	TWILIOGUARD_URL=http://localhost:8080 TWILIOGUARD_PUBLIC_BASE_URL=https://example.com go run ./examples/webhook
 //
-// Environment: TWILIOGUARD_URL (the service), TWILIOGUARD_PUBLIC_BASE_URL or
-// TWILIOGUARD_TRUSTED_PROXIES (comma-separated CIDRs) for the public URL
-// behind a proxy, optional TWILIOGUARD_ACCOUNTS, and ADDR (default
-// localhost:3000).
+// Environment: TWILIOGUARD_URL (the service), either
+// TWILIOGUARD_PUBLIC_BASE_URL or TWILIOGUARD_TRUSTED_PROXIES (comma-separated
+// CIDRs) for the public URL behind a proxy, optional TWILIOGUARD_ACCOUNTS,
+// and ADDR (default localhost:3000).
 package main
 
 import (
@@ -46,10 +46,13 @@ func run() error {
 
 // newHandler returns the app: POST /voice and POST /sms, checked by v.
 func newHandler(v middleware.Verifier, log *slog.Logger, getenv func(string) string) (http.Handler, error) {
-	m := middleware.New(v, middleware.WithLogger(log),
+	m, err := middleware.New(v, middleware.WithLogger(log),
 		middleware.WithPublicBaseURL(getenv("TWILIOGUARD_PUBLIC_BASE_URL")),
 		middleware.WithTrustedProxies(strings.Split(getenv("TWILIOGUARD_TRUSTED_PROXIES"), ",")...),
 		middleware.WithAccounts(strings.Split(getenv("TWILIOGUARD_ACCOUNTS"), ",")...))
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /voice", func(w http.ResponseWriter, r *http.Request) {
 		twiml(w, "<Say>Twilio's always there when you call!</Say>")
@@ -57,7 +60,7 @@ func newHandler(v middleware.Verifier, log *slog.Logger, getenv func(string) str
 	mux.HandleFunc("POST /sms", func(w http.ResponseWriter, r *http.Request) {
 		twiml(w, "<Message>Twilio's always there when you text! You said: "+html.EscapeString(r.PostFormValue("Body"))+"</Message>")
 	})
-	return m.Wrap(mux), m.Err()
+	return m.Wrap(mux), nil
 }
 
 func twiml(w http.ResponseWriter, verbs string) {

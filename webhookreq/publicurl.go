@@ -1,17 +1,20 @@
-package middleware
+package webhookreq
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/twilioguard/twilioguard/internal/bound"
 	"github.com/twilioguard/twilioguard/signature"
 )
 
-// The forwarded headers the middleware knows. X-Forwarded-For is never a
+// The forwarded headers the package knows. X-Forwarded-For is never a
 // source of the URL; it only tells which hop wrote which list entry.
 const (
 	headerForwarded       = "Forwarded"
@@ -22,15 +25,16 @@ const (
 	headerXForwardedFor   = "X-Forwarded-For"
 )
 
-// proxyHeaders lists, in order of precedence, the headers read from a
-// trusted proxy by default.
-var proxyHeaders = []string{
+// ProxyHeaders lists, in order of precedence, the forwarding headers read
+// from a trusted proxy by default.
+var ProxyHeaders = []string{
 	headerForwarded, headerXForwardedProto, headerXForwardedHost,
 	headerXForwardedPort, headerXOriginalHost,
 }
 
-// urlPolicy says where the public URL of a request comes from.
-type urlPolicy struct {
+// URLPolicy rebuilds the public URL Twilio requested from an incoming
+// request. Create one with [NewURLPolicy]; it is safe for concurrent use.
+type URLPolicy struct {
 	// baseURL, when set, is the only source of scheme and host: the URL is
 	// baseURL + the raw request-target. No header is read.
 	baseURL string
@@ -41,19 +45,85 @@ type urlPolicy struct {
 	headers map[string]bool
 }
 
-// rebuiltURL is the public URL of one request and how it was found.
-type rebuiltURL struct {
-	url string
-	// from names the source of scheme and host: "base_url", "forwarded",
-	// "x-forwarded", "x-original-host" or "connection".
-	from string
-	// proxyHint, when not empty, tells an operator why the URL may not be
-	// the one Twilio signed (for example headers ignored from an untrusted
-	// peer). It never contains a secret.
-	proxyHint string
+// URLConfig configures a [URLPolicy]. The zero value rebuilds URLs from the
+// connection and trusts no proxy.
+type URLConfig struct {
+	// PublicBaseURL is the scheme, host and optional path prefix Twilio is
+	// configured with ("https://example.com", or "https://example.com/twilio"
+	// when a proxy strips /twilio). The URL is this base followed by the raw
+	// request-target, and no header is read: the safest setting behind any
+	// proxy. It wins over TrustedProxies.
+	PublicBaseURL string
+	// TrustedProxies lists the peers (CIDRs such as "10.0.0.0/8" or single
+	// addresses such as "127.0.0.1") whose forwarding headers are believed.
+	// Empty entries are skipped.
+	TrustedProxies []string
+	// ProxyHeaders restricts the forwarding headers read from trusted
+	// proxies to a subset of [ProxyHeaders] (any case); nil reads them all.
+	ProxyHeaders []string
 }
 
-// rebuild returns the URL Twilio requested for r.
+// NewURLPolicy checks cfg and returns its policy. Errors name the bad
+// setting and never repeat a password.
+func NewURLPolicy(cfg URLConfig) (*URLPolicy, error) {
+	p := &URLPolicy{headers: map[string]bool{}}
+	var errs []error
+	if cfg.PublicBaseURL != "" {
+		base, err := ParseBaseURL(cfg.PublicBaseURL)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		p.baseURL = base
+	}
+	for _, s := range cfg.TrustedProxies {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		pfx, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.trusted = append(p.trusted, pfx)
+	}
+	names := cfg.ProxyHeaders
+	if names == nil {
+		names = ProxyHeaders
+	}
+	for _, n := range names {
+		canon := http.CanonicalHeaderKey(strings.TrimSpace(n))
+		if !slices.Contains(ProxyHeaders, canon) {
+			errs = append(errs, fmt.Errorf("proxy header %q: not one of %s", bound.Text(n, 64), strings.Join(ProxyHeaders, ", ")))
+			continue
+		}
+		p.headers[canon] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// HasBaseURL reports whether the policy uses a public base URL.
+func (p *URLPolicy) HasBaseURL() bool { return p.baseURL != "" }
+
+// TrustsProxies reports whether any proxy is trusted.
+func (p *URLPolicy) TrustsProxies() bool { return len(p.trusted) > 0 }
+
+// PublicURL is the public URL of one request and how it was found.
+type PublicURL struct {
+	// URL is the URL Twilio requested, as far as the request tells.
+	URL string
+	// From names the source of scheme and host: "base_url", "forwarded",
+	// "x-forwarded", "x-original-host" or "connection".
+	From string
+	// ProxyHint, when not empty, tells an operator why the URL may not be
+	// the one Twilio signed (for example headers ignored from an untrusted
+	// peer). It never contains a secret.
+	ProxyHint string
+}
+
+// Rebuild returns the URL Twilio requested for r.
 //
 // With a base URL the result is the base URL followed by the raw
 // request-target (r.RequestURI, never a re-encoded URL).
@@ -76,10 +146,10 @@ type rebuiltURL struct {
 // entries are then taken to be written hop by hop); otherwise their
 // right-most entry (the one the direct peer wrote) is used. Values that are
 // not a valid scheme (http or https), host or port are ignored.
-func (p *urlPolicy) rebuild(r *http.Request) rebuiltURL {
+func (p *URLPolicy) Rebuild(r *http.Request) PublicURL {
 	target := signature.RequestTarget(r)
 	if p.baseURL != "" {
-		return rebuiltURL{url: p.baseURL + target, from: "base_url"}
+		return PublicURL{URL: p.baseURL + target, From: "base_url"}
 	}
 	scheme, host, from := "http", r.Host, "connection"
 	if r.TLS != nil {
@@ -91,12 +161,12 @@ func (p *urlPolicy) rebuild(r *http.Request) rebuiltURL {
 		if present := p.presentHeaders(r.Header); len(present) > 0 {
 			hint = fmt.Sprintf("ignored %s from peer %s, which is not a trusted proxy; "+
 				"if it is your proxy, add it to the trusted proxies, or configure the public base URL",
-				strings.Join(present, ", "), peerString(r.RemoteAddr))
+				strings.Join(present, ", "), Peer(r.RemoteAddr))
 		} else if scheme == "http" {
 			hint = "URL rebuilt from a plain-HTTP connection with no forwarded headers; " +
 				"behind a TLS-terminating proxy configure the public base URL or trusted proxies"
 		}
-		return rebuiltURL{url: scheme + "://" + host + target, from: from, proxyHint: hint}
+		return PublicURL{URL: scheme + "://" + host + target, From: from, ProxyHint: hint}
 	}
 
 	var schemeSet, hostFromForwarded bool
@@ -165,10 +235,10 @@ func (p *urlPolicy) rebuild(r *http.Request) rebuiltURL {
 			}
 		}
 	}
-	return rebuiltURL{url: scheme + "://" + host + target, from: from}
+	return PublicURL{URL: scheme + "://" + host + target, From: from}
 }
 
-func (p *urlPolicy) isTrusted(a netip.Addr) bool {
+func (p *URLPolicy) isTrusted(a netip.Addr) bool {
 	for _, pfx := range p.trusted {
 		if pfx.Contains(a) {
 			return true
@@ -178,9 +248,9 @@ func (p *urlPolicy) isTrusted(a netip.Addr) bool {
 }
 
 // presentHeaders returns the enabled forwarded headers r carries.
-func (p *urlPolicy) presentHeaders(h http.Header) []string {
+func (p *URLPolicy) presentHeaders(h http.Header) []string {
 	var present []string
-	for _, name := range proxyHeaders {
+	for _, name := range ProxyHeaders {
 		if p.headers[name] && len(h.Values(name)) > 0 {
 			present = append(present, name)
 		}
@@ -188,23 +258,27 @@ func (p *urlPolicy) presentHeaders(h http.Header) []string {
 	return present
 }
 
-// parseBaseURL checks a public base URL ("https://example.com" or
-// "https://example.com/prefix") and returns it without a trailing slash.
-// The string is kept as written, never re-serialised.
-func parseBaseURL(s string) (string, error) {
+// ParseBaseURL checks a public base URL ("https://example.com" or
+// "https://example.com/prefix": scheme http or https in any case, a host, an
+// optional port and path, no user info, query or fragment) and returns it
+// without a trailing slash. The string is kept as written, never
+// re-serialised. Errors never repeat user info.
+func ParseBaseURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("public base URL: %w", err)
+		return "", errors.New("public base URL does not parse: want http(s)://host[:port][/prefix]")
 	}
+	if u.User != nil || strings.Contains(u.Opaque, "@") {
+		return "", errors.New("public base URL must not contain user info (Twilio signs the URL without it)")
+	}
+	quoted := strconv.Quote(bound.Text(s, bound.TextBytes))
 	switch {
 	case !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https"):
-		return "", fmt.Errorf("public base URL %q: scheme must be http or https", s)
+		return "", fmt.Errorf("public base URL %s: scheme must be http or https", quoted)
 	case u.Host == "" || u.Opaque != "":
-		return "", fmt.Errorf("public base URL %q: no host", s)
-	case u.User != nil:
-		return "", fmt.Errorf("public base URL: must not contain user info (Twilio signs the URL without it)")
+		return "", fmt.Errorf("public base URL %s: no host", quoted)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(s, "?#"):
-		return "", fmt.Errorf("public base URL %q: must not have a query or fragment", s)
+		return "", fmt.Errorf("public base URL %s: must not have a query or fragment", quoted)
 	}
 	return strings.TrimRight(s, "/"), nil
 }
@@ -340,8 +414,8 @@ func withPort(host, port, scheme string) string {
 	return host + ":" + port
 }
 
-// peerString returns the address part of a RemoteAddr for logs.
-func peerString(remoteAddr string) string {
+// Peer returns the address part of a RemoteAddr (the direct peer) for logs.
+func Peer(remoteAddr string) string {
 	if a, ok := parseNode(remoteAddr); ok {
 		return a.String()
 	}
