@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -11,39 +12,60 @@ import (
 const module = "github.com/twilioguard/twilioguard"
 
 // rules lists, for each package (a prefix matches its subpackages), the
-// project packages it may import. Dependencies point one way:
-// cmd -> {server, extauthz, middleware, client} -> {gen, signature, store}.
+// project packages its code may import. Dependencies point one way:
+// cmd -> internal/app -> {server, extauthz, ...} -> {middleware, client} ->
+// webhookreq -> {gen, signature, store}. A package never imports its own
+// children.
 var rules = map[string][]string{
-	"signature":           {},
-	"store":               {},
-	"store/seal":          {},
-	"store/sqlite":        {"store", "store/seal"},
-	"store/postgres":      {"store", "store/seal"},
-	"store/storetest":     {"store"},
-	"gen":                 {"gen"},
-	"server":              {"gen", "signature", "store"},
-	"extauthz":            {"gen", "signature"},
-	"middleware":          {"gen", "webhookreq", "internal/bound"},
-	"client":              {"gen"},
-	"webhookreq":          {"gen", "signature", "internal/bound"},
-	"internal/bound":      {},
+	"signature":             {},
+	"store":                 {},
+	"store/seal":            {},
+	"store/sqlite":          {"store", "store/seal"},
+	"store/postgres":        {"store", "store/seal"},
+	"store/storetest":       {"store"},
+	"gen":                   {"gen"},
+	"internal/bound":        {},
+	"internal/connectguard": {},
+	"webhookreq":            {"gen", "signature", "internal/bound"},
+	"client":                {"gen"},
+	"middleware":            {"gen", "webhookreq", "internal/bound"},
+	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
+	"extauthz":              {"gen", "webhookreq", "internal/bound"},
+	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres",
+		"internal/connectguard", "internal/bound"},
 	"internal/testserver": {},
 	"internal/pgtest":     {},
 }
 
+// testSupport are the packages any test may import besides its package's
+// own rule: the signer (tests sign requests as Twilio would), the generated
+// API, and the test helpers.
+var testSupport = []string{"signature", "gen", "internal/testserver", "internal/pgtest", "store/storetest", "store/seal", "internal/bound"}
+
+// testRules are further packages the tests of a package may import: tests
+// that check an arrangement of parts (a client behind the middleware, a
+// store under the server).
+var testRules = map[string][]string{
+	"client":         {"middleware"},
+	"store/postgres": {"server"},
+	"internal/app":   {"client"},
+	"extauthz":       {"client", "server", "store"},
+}
+
 // stdlibOnly lists the packages that may import nothing outside the
 // standard library.
-var stdlibOnly = []string{"signature", "store", "store/seal"}
+var stdlibOnly = []string{"signature", "store", "store/seal", "internal/bound"}
 
 type pkg struct {
-	ImportPath string
-	Imports    []string
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
 }
 
 func TestDependencyArrows(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command("go", "list", "-json", "./...")
-	out, err := cmd.Output()
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -66,24 +88,34 @@ func TestDependencyArrows(t *testing.T) {
 			continue
 		}
 		seen++
-		for _, imp := range p.Imports {
-			if strings.HasPrefix(imp, module+"/") {
-				dep := strings.TrimPrefix(imp, module+"/")
-				if strings.HasPrefix(dep, "cmd/") {
-					t.Errorf("%s imports %s: nothing may import a command", rel, dep)
-				}
-				if !permitted(dep, allowed) && !strings.HasPrefix(dep, rel+"/") {
-					t.Errorf("%s imports %s, which its rule does not allow", rel, dep)
-				}
-				continue
-			}
-			if isStdlibOnly(rel) && strings.Contains(strings.Split(imp, "/")[0], ".") {
+		check(t, rel, "", p.Imports, allowed)
+		testAllowed := slices.Concat(allowed, testSupport, testRules[rel], []string{rel})
+		check(t, rel, " (in its tests)", append(p.TestImports, p.XTestImports...), testAllowed)
+	}
+	if seen < 10 {
+		t.Fatalf("checked only %d packages", seen)
+	}
+}
+
+// check reports the imports of rel that allowed does not permit.
+func check(t *testing.T, rel, where string, imports, allowed []string) {
+	t.Helper()
+	for _, imp := range imports {
+		if !strings.HasPrefix(imp, module+"/") {
+			if isStdlibOnly(rel) && where == "" && strings.Contains(strings.Split(imp, "/")[0], ".") {
 				t.Errorf("%s imports %s: it may use only the standard library", rel, imp)
 			}
+			continue
 		}
-	}
-	if seen < 5 {
-		t.Fatalf("checked only %d packages", seen)
+		dep := strings.TrimPrefix(imp, module+"/")
+		switch {
+		case strings.HasPrefix(dep, "cmd/"):
+			t.Errorf("%s%s imports %s: nothing may import a command", rel, where, dep)
+		case strings.HasPrefix(dep, rel+"/") && !slices.Contains(allowed, dep):
+			t.Errorf("%s%s imports its own child %s", rel, where, dep)
+		case !permitted(dep, allowed):
+			t.Errorf("%s%s imports %s, which its rule does not allow", rel, where, dep)
+		}
 	}
 }
 
@@ -102,18 +134,11 @@ func ruleFor(rel string) ([]string, bool) {
 
 func permitted(dep string, allowed []string) bool {
 	for _, a := range allowed {
-		if dep == a || strings.HasPrefix(dep, a+"/") && a == "gen" {
+		if dep == a || a == "gen" && strings.HasPrefix(dep, "gen/") {
 			return true
 		}
 	}
 	return false
 }
 
-func isStdlibOnly(rel string) bool {
-	for _, s := range stdlibOnly {
-		if rel == s {
-			return true
-		}
-	}
-	return false
-}
+func isStdlibOnly(rel string) bool { return slices.Contains(stdlibOnly, rel) }

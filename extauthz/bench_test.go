@@ -102,17 +102,17 @@ func BenchmarkCheck(b *testing.B) {
 			return native(b, allowAll{})
 		},
 		"floor-grpc-go-same-answer": func(b *testing.B) authv3.AuthorizationClient {
-			resp, err := extauthz.NewServer(nopVerifier{valid.resp}).Check(b.Context(), req)
+			resp, err := mustServer(extauthz.NewServer(nopVerifier{valid.resp})).Check(b.Context(), req)
 			if err != nil {
 				b.Fatal(err)
 			}
 			return native(b, fixedAnswer{resp})
 		},
 		"connect-h2c": func(b *testing.B) authv3.AuthorizationClient {
-			return transports["connect-h2c"](b, extauthz.NewServer(nopVerifier{valid.resp}))
+			return transports["connect-h2c"](b, mustServer(extauthz.NewServer(nopVerifier{valid.resp})))
 		},
 		"grpc-go": func(b *testing.B) authv3.AuthorizationClient {
-			return transports["grpc-go"](b, extauthz.NewServer(nopVerifier{valid.resp}))
+			return transports["grpc-go"](b, mustServer(extauthz.NewServer(nopVerifier{valid.resp})))
 		},
 	}
 	for _, name := range []string{"floor-grpc-go-allow-all", "floor-grpc-go-same-answer", "connect-h2c", "grpc-go"} {
@@ -143,7 +143,7 @@ func BenchmarkCheck(b *testing.B) {
 // BenchmarkCheckInProcess measures Check itself (translation, metrics,
 // response), without a transport.
 func BenchmarkCheckInProcess(b *testing.B) {
-	s := extauthz.NewServer(nopVerifier{&twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC0123456789abcdef0123456789abcdef"}})
+	s := mustServer(extauthz.NewServer(nopVerifier{&twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC0123456789abcdef0123456789abcdef"}}))
 	req := benchCheck()
 	b.ReportAllocs()
 	cpu := cpuTime(b)

@@ -3,8 +3,10 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
 )
 
 const (
@@ -47,6 +50,7 @@ type Server struct {
 	v           Verifier
 	log         *slog.Logger
 	metrics     *metrics
+	routes      *routeCache
 	handlerOpts []connect.HandlerOption
 
 	valid struct { // CheckResponses of valid verdicts in enforce mode, by account SID
@@ -57,8 +61,14 @@ type Server struct {
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
-// Option configures a [Server].
-type Option func(*config)
+// An Option configures a [Server].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	log         *slog.Logger
@@ -68,9 +78,14 @@ type config struct {
 
 // WithLogger sets the logger for one line per check: Debug when verified,
 // Info when denied (with the reason and diagnosis the client never sees),
-// Error when the check could not be decided. The default discards logs.
+// Error when the check could not be decided. Caller-supplied values are cut
+// to a bounded length. The default discards logs; nil keeps it.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.log = l }
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	})
 }
 
 // WithRegisterer registers the server's Prometheus metrics
@@ -78,35 +93,42 @@ func WithLogger(l *slog.Logger) Option {
 // twilioguard_extauthz_check_duration_seconds) on reg. By default they are
 // not registered anywhere.
 func WithRegisterer(reg prometheus.Registerer) Option {
-	return func(c *config) { c.reg = reg }
+	return optionFunc(func(c *config) { c.reg = reg })
 }
 
 // WithHandlerOptions adds connect handler options to [Server.Handler], after
 // the default connect.WithReadMaxBytes of 4 MiB (which they may override).
 func WithHandlerOptions(opts ...connect.HandlerOption) Option {
-	return func(c *config) { c.handlerOpts = append(c.handlerOpts, opts...) }
+	return optionFunc(func(c *config) { c.handlerOpts = append(c.handlerOpts, opts...) })
 }
 
-// NewServer returns a Server that verifies with v. It panics if the metrics
-// cannot be registered on the registerer given by [WithRegisterer] (as
-// prometheus.MustRegister does), which is a programming error.
-func NewServer(v Verifier, opts ...Option) *Server {
+// NewServer returns a Server that verifies with v. It fails when v is nil, an
+// option is nil, or the metrics cannot be registered on the registerer given
+// by [WithRegisterer].
+func NewServer(v Verifier, opts ...Option) (*Server, error) {
+	if v == nil {
+		return nil, errors.New("extauthz: nil Verifier")
+	}
 	c := config{log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
-		o(&c)
+		if o == nil {
+			return nil, errors.New("extauthz: nil Option")
+		}
+		o.apply(&c)
 	}
 	m, err := newMetrics(c.reg)
 	if err != nil {
-		panic("extauthz: register metrics: " + err.Error())
+		return nil, fmt.Errorf("extauthz: register metrics: %w", err)
 	}
 	s := &Server{
 		v:           v,
 		log:         c.log,
 		metrics:     m,
+		routes:      newRouteCache(),
 		handlerOpts: append([]connect.HandlerOption{connect.WithReadMaxBytes(defaultReadMaxBytes)}, c.handlerOpts...),
 	}
 	s.valid.m = map[string]*authv3.CheckResponse{}
-	return s
+	return s, nil
 }
 
 // Check answers one ext_authz check. Every verdict is a CheckResponse: OK with
@@ -118,7 +140,7 @@ func NewServer(v Verifier, opts ...Option) *Server {
 // applies failure_mode_allow and status_on_error.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	r, err := parseRoute(req.GetAttributes().GetContextExtensions())
+	r, err := s.routes.parse(req.GetAttributes().GetContextExtensions())
 	if err != nil {
 		v := verdict{result: resultError, route: r}
 		s.report(ctx, v, translation{}, err, start)
@@ -146,10 +168,15 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if v.result == resultError && !r.shadow {
 		return nil, status.Error(code, "twilioguard: cannot verify the webhook")
 	}
-	if v.result == resultValid && !r.shadow {
+	forged := forgedHeaders(req.GetAttributes().GetRequest().GetHttp())
+	if v.result == resultValid && !r.shadow && len(forged) == 0 {
 		return s.validResponse(v), nil
 	}
-	return checkResponse(v), nil
+	resp := checkResponse(v)
+	if ok := resp.GetOkResponse(); ok != nil && len(forged) > 0 {
+		ok.HeadersToRemove = append(slices.Clone(ok.HeadersToRemove), forged...)
+	}
+	return resp, nil
 }
 
 // maxCachedResponses bounds Server.valid.
@@ -220,11 +247,11 @@ func (s *Server) report(ctx context.Context, v verdict, t translation, err error
 		{"account_sid", v.accountSID}, {"path", t.path}, {"request_id", t.requestID},
 	} {
 		if a.v != "" {
-			attrs = append(attrs, slog.String(a.k, a.v))
+			attrs = append(attrs, slog.String(a.k, bound.Text(a.v, bound.TextBytes)))
 		}
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String("error", bound.Text(err.Error(), bound.TextBytes)))
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)
 }

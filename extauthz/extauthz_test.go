@@ -193,7 +193,7 @@ func TestCheck(t *testing.T) {
 			t.Run(tname+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				fake := &fakeVerifier{resp: tt.resp, err: tt.err}
-				client := start(t, extauthz.NewServer(fake))
+				client := start(t, mustServer(extauthz.NewServer(fake)))
 				req := check(tt.ext)
 				if tt.mutate != nil {
 					tt.mutate(req)
@@ -233,7 +233,7 @@ func TestCheck(t *testing.T) {
 func TestCheckVerifyRequest(t *testing.T) {
 	t.Parallel()
 	fake := &fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}}
-	client := transports["connect-h2c"](t, extauthz.NewServer(fake))
+	client := transports["connect-h2c"](t, mustServer(extauthz.NewServer(fake)))
 	_, err := client.Check(t.Context(), check(map[string]string{
 		"public_base_url": "https://hooks.example.com/", "twilio_accounts": "AC123, sales", "route": "sms",
 	}))
@@ -255,12 +255,12 @@ func TestCheckMetricsAndLogs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs testserver.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	valid := extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}},
-		extauthz.WithRegisterer(reg), extauthz.WithLogger(log))
+	valid := mustServer(extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}},
+		extauthz.WithRegisterer(reg), extauthz.WithLogger(log)))
 	// A second server on the same registry shares the collectors.
-	invalid := extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{
+	invalid := mustServer(extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{
 		AccountSid: "AC123", Reason: twilioguardv1.Reason_SIGNATURE_MISMATCH, Hint: "signature matches the https:// form",
-	}}, extauthz.WithRegisterer(reg), extauthz.WithLogger(log))
+	}}, extauthz.WithRegisterer(reg), extauthz.WithLogger(log)))
 
 	ext := map[string]string{"route": "sms"}
 	for range 2 {
@@ -308,7 +308,7 @@ func TestCheckMetricsAndLogs(t *testing.T) {
 func TestHandlerConnectJSON(t *testing.T) {
 	t.Parallel()
 	mux := http.NewServeMux()
-	mux.Handle(extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Reason: twilioguardv1.Reason_MISSING_SIGNATURE}}).Handler())
+	mux.Handle(mustServer(extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Reason: twilioguardv1.Reason_MISSING_SIGNATURE}})).Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -381,7 +381,7 @@ func TestCheckConcurrent(t *testing.T) {
 	for name, start := range transports {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			client := start(t, extauthz.NewServer(nopVerifier{&twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}}))
+			client := start(t, mustServer(extauthz.NewServer(nopVerifier{&twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123"}})))
 			var wg sync.WaitGroup
 			for range 8 {
 				wg.Go(func() {
@@ -401,4 +401,12 @@ func TestCheckConcurrent(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+// mustServer returns s, or panics on a construction error (test setup only).
+func mustServer(s *extauthz.Server, err error) *extauthz.Server {
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

@@ -14,8 +14,8 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 
 	// series caches the labelled metrics, cheaper to find than through
-	// WithLabelValues. The labels come from Envoy's configuration and a
-	// fixed set of results and reasons, so the map stays small.
+	// WithLabelValues. Route labels are bounded (package bound) and results
+	// and reasons are fixed sets, so the map stays small.
 	mu     sync.RWMutex
 	series map[seriesKey]series
 }
@@ -78,7 +78,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 
 // observe records one Check.
 func (m *metrics) observe(v verdict, d time.Duration) {
-	k := seriesKey{v.route.name, v.route.mode(), string(v.result), v.reason}
+	k := seriesKey{v.route.label, v.route.mode(), string(v.result), v.reason}
 	m.mu.RLock()
 	s, ok := m.series[k]
 	m.mu.RUnlock()

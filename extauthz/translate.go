@@ -3,7 +3,7 @@ package extauthz
 import (
 	"errors"
 	"fmt"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
+	"github.com/twilioguard/twilioguard/webhookreq"
 )
 
 // Context extension keys read from ExtAuthzPerRoute.check_settings.context_extensions.
@@ -80,7 +82,8 @@ type route struct {
 	baseURL  string   // public_base_url without a trailing slash; empty = from the request
 	accounts []string // twilio_accounts
 	shadow   bool     // mode: shadow
-	name     string   // route label
+	name     string   // route name, as configured (VerifyWebhookRequest.route)
+	label    string   // route name as a metric label (bounded)
 }
 
 // mode returns the route's mode as a label value.
@@ -102,21 +105,39 @@ type routeKey struct {
 	hasBaseURL, hasAccounts       bool
 }
 
-// routes caches parsed routes. Context extensions come from Envoy's
-// configuration, so there are few distinct ones; the cache stops growing at
-// maxRoutes entries. Cached routes are shared and never modified.
-var routes = struct {
-	sync.RWMutex
-	m map[routeKey]route
-}{m: map[routeKey]route{}}
+// routeCache caches parsed routes. Context extensions normally come from
+// Envoy's configuration, so there are few distinct ones; but Check is
+// reachable by any caller of the port, so only short keys are cached and the
+// cache stops growing at maxRoutes entries. Cached routes are shared and
+// never modified.
+type routeCache struct {
+	labels *bound.Labels // route names as metric labels
+	mu     sync.RWMutex
+	m      map[routeKey]route
+}
 
-const maxRoutes = 1024
+const (
+	maxRoutes = 1024
+	// maxCachedKey is the longest context extensions (all values together)
+	// whose parsed route is cached.
+	maxCachedKey = 1024
+	// maxExtensionBytes bounds one context extension value; a longer one is
+	// a configuration error.
+	maxExtensionBytes = 8 << 10
+)
 
-// parseRoute reads the route configuration from context extensions. An error
+func newRouteCache() *routeCache {
+	return &routeCache{labels: bound.NewLabels(""), m: map[routeKey]route{}}
+}
+
+// parse reads the route configuration from context extensions. An error
 // means the Envoy configuration is wrong and the request cannot be decided.
-func parseRoute(ext map[string]string) (route, error) {
+func (c *routeCache) parse(ext map[string]string) (route, error) {
 	var k routeKey
 	for name, v := range ext {
+		if len(v) > maxExtensionBytes {
+			return route{}, fmt.Errorf("context extension %s is longer than %d bytes", bound.Text(name, bound.LabelBytes), maxExtensionBytes)
+		}
 		switch name {
 		case ContextPublicBaseURL:
 			k.baseURL, k.hasBaseURL = v, true
@@ -128,24 +149,30 @@ func parseRoute(ext map[string]string) (route, error) {
 			k.name = v
 		default:
 			return route{}, fmt.Errorf("unknown context extension %q (known: %s, %s, %s, %s)",
-				name, ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
+				bound.Text(name, bound.LabelBytes), ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
 		}
 	}
-	routes.RLock()
-	r, ok := routes.m[k]
-	routes.RUnlock()
-	if ok {
-		return r, nil
+	cacheable := len(k.baseURL)+len(k.accounts)+len(k.mode)+len(k.name) <= maxCachedKey
+	if cacheable {
+		c.mu.RLock()
+		r, ok := c.m[k]
+		c.mu.RUnlock()
+		if ok {
+			return r, nil
+		}
 	}
 	r, err := k.parse()
 	if err != nil {
 		return route{}, err
 	}
-	routes.Lock()
-	if len(routes.m) < maxRoutes {
-		routes.m[k] = r
+	r.label = c.labels.Value(r.name)
+	if cacheable {
+		c.mu.Lock()
+		if len(c.m) < maxRoutes {
+			c.m[k] = r
+		}
+		c.mu.Unlock()
 	}
-	routes.Unlock()
 	return r, nil
 }
 
@@ -181,16 +208,11 @@ func (k routeKey) parse() (route, error) {
 
 // parseBaseURL checks a public_base_url and returns it without a trailing slash.
 func parseBaseURL(s string) (string, error) {
-	u, err := url.Parse(s)
+	base, err := webhookreq.ParseBaseURL(s)
 	if err != nil {
 		return "", fmt.Errorf("context extension %s: %w", ContextPublicBaseURL, err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
-		return "", fmt.Errorf("context extension %s: %q must be http(s)://host[:port][/prefix] with no query, fragment or user info",
-			ContextPublicBaseURL, s)
-	}
-	return strings.TrimSuffix(s, "/"), nil
+	return base, nil
 }
 
 // headers looks up request headers by lower-case name, in the headers map
@@ -343,6 +365,26 @@ func denyStatus(res result) (typev3.StatusCode, codes.Code, string) {
 	default:
 		return typev3.StatusCode_Forbidden, codes.PermissionDenied, "Forbidden\n"
 	}
+}
+
+// forgedHeaders returns the request headers a client may have sent to look
+// verified in a spelling Envoy does not match to the injected ones (an
+// underscore for a dash: x_twilioguard_verified), for removal. The exact
+// spellings are always removed or overwritten by the answer itself.
+func forgedHeaders(h *authv3.AttributeContext_HttpRequest) []string {
+	var out []string
+	check := func(name string) {
+		if strings.Contains(name, "_") && webhookreq.IsInjected(name) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	for name := range h.GetHeaders() {
+		check(name)
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		check(strings.ToLower(hv.GetKey()))
+	}
+	return out
 }
 
 // setHeader returns a header mutation that replaces every client-sent copy.

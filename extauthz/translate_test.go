@@ -33,7 +33,7 @@ func TestParseRoute(t *testing.T) {
 				"mode":            "shadow",
 				"route":           "sms",
 			},
-			want: route{baseURL: "https://hooks.example.com", accounts: []string{"AC1", "sales"}, shadow: true, name: "sms"},
+			want: route{baseURL: "https://hooks.example.com", accounts: []string{"AC1", "sales"}, shadow: true, name: "sms", label: "sms"},
 		},
 		{name: "trailing slash trimmed", ext: map[string]string{"public_base_url": "https://h.example/"}, want: route{baseURL: "https://h.example"}},
 		{name: "prefix and port", ext: map[string]string{"public_base_url": "http://h.example:8443/app"}, want: route{baseURL: "http://h.example:8443/app"}},
@@ -42,26 +42,28 @@ func TestParseRoute(t *testing.T) {
 		{name: "empty mode", ext: map[string]string{"mode": ""}, want: route{}},
 		{name: "unknown mode", ext: map[string]string{"mode": "Shadow"}, wantErr: `"Shadow" is neither`},
 		{name: "misspelled key", ext: map[string]string{"twilio_account": "AC1"}, wantErr: `unknown context extension "twilio_account"`},
-		{name: "empty base", ext: map[string]string{"public_base_url": ""}, wantErr: "must be http(s)"},
+		{name: "empty base", ext: map[string]string{"public_base_url": ""}, wantErr: "scheme must be http or https"},
 		{name: "empty accounts", ext: map[string]string{"twilio_accounts": " , "}, wantErr: "twilio_accounts is empty"},
-		{name: "ftp base", ext: map[string]string{"public_base_url": "ftp://h.example"}, wantErr: "must be http(s)"},
-		{name: "base without scheme", ext: map[string]string{"public_base_url": "h.example"}, wantErr: "must be http(s)"},
-		{name: "base with query", ext: map[string]string{"public_base_url": "https://h.example/?a=1"}, wantErr: "must be http(s)"},
-		{name: "base with empty query", ext: map[string]string{"public_base_url": "https://h.example/?"}, wantErr: "must be http(s)"},
-		{name: "base with fragment", ext: map[string]string{"public_base_url": "https://h.example/#x"}, wantErr: "must be http(s)"},
-		{name: "base with user info", ext: map[string]string{"public_base_url": "https://u:p@h.example"}, wantErr: "must be http(s)"},
+		{name: "ftp base", ext: map[string]string{"public_base_url": "ftp://h.example"}, wantErr: "scheme must be http or https"},
+		{name: "base without scheme", ext: map[string]string{"public_base_url": "h.example"}, wantErr: "scheme must be http or https"},
+		{name: "base with query", ext: map[string]string{"public_base_url": "https://h.example/?a=1"}, wantErr: "must not have a query"},
+		{name: "base with empty query", ext: map[string]string{"public_base_url": "https://h.example/?"}, wantErr: "must not have a query"},
+		{name: "base with fragment", ext: map[string]string{"public_base_url": "https://h.example/#x"}, wantErr: "must not have a query or fragment"},
+		{name: "base with user info", ext: map[string]string{"public_base_url": "https://u:p@h.example"}, wantErr: "user info"},
+		{name: "huge value", ext: map[string]string{"route": strings.Repeat("r", 2<<20)}, wantErr: "longer than"},
 		{name: "unparsable base", ext: map[string]string{"public_base_url": "https://h.example:port"}, wantErr: "public_base_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := parseRoute(tt.ext); (err == nil) != (tt.wantErr == "") {
-				t.Fatalf("parseRoute(%v) error = %v", tt.ext, err)
+			c := newRouteCache()
+			if _, err := c.parse(tt.ext); (err == nil) != (tt.wantErr == "") {
+				t.Fatalf("parseRoute(%.80v) error = %v", tt.ext, err)
 			}
-			got, err := parseRoute(tt.ext) // the second call may come from the cache
+			got, err := c.parse(tt.ext) // the second call may come from the cache
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseRoute(%v) error = %v; want one containing %q", tt.ext, err, tt.wantErr)
+					t.Fatalf("parseRoute(%.80v) error = %v; want one containing %q", tt.ext, err, tt.wantErr)
 				}
 				return
 			}

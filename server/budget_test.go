@@ -1,8 +1,6 @@
 package server
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 )
@@ -28,31 +26,5 @@ func TestBudget(t *testing.T) {
 				t.Errorf("%s: take #%d = %v; want %v", tt.name, i, got, tt.want[i])
 			}
 		}
-	}
-}
-
-func TestRouteLabels(t *testing.T) {
-	t.Parallel()
-	var rs routeSet
-	tests := []struct{ in, want string }{
-		{"", "default"},
-		{"sms", "sms"},
-		{"voice/status", "voice/status"},
-		{"has space", "other"},
-		{strings.Repeat("a", 65), "other"},
-	}
-	for _, tt := range tests {
-		if got := rs.label(tt.in); got != tt.want {
-			t.Errorf("label(%q) = %q; want %q", tt.in, got, tt.want)
-		}
-	}
-	for i := range 2 * maxRoutes {
-		rs.label(fmt.Sprintf("r%d", i))
-	}
-	if got := rs.label("sms"); got != "sms" {
-		t.Errorf("a route seen before the cap = %q; want it kept", got)
-	}
-	if got := rs.label("late-route"); got != "other" {
-		t.Errorf("a new route past the cap = %q; want other", got)
 	}
 }

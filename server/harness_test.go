@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"log/slog"
 	"net/http"
@@ -160,8 +162,10 @@ func newHarness(t *testing.T, s setup) *harness {
 		accounts = defaultAccounts()
 	}
 	h.store = newFakeStore(h.clock.Now, accounts...)
+	reg := prometheus.NewRegistry()
 	cfg := server.Config{
 		Store:        h.store,
+		Registerer:   reg,
 		AdminToken:   adminToken,
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          h.clock.Now,
@@ -187,6 +191,7 @@ func newHarness(t *testing.T, s setup) *harness {
 
 	mux := http.NewServeMux()
 	srv.Routes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ts := httptest.NewUnstartedServer(mux)
 	ts.Config.Protocols = new(http.Protocols)
 	ts.Config.Protocols.SetHTTP1(true)

@@ -1,28 +1,13 @@
 package server_test
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
-	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
-	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
 )
-
-// health calls grpc.health.v1.Health/Check for service over p.
-func (h *harness) health(t *testing.T, p protocol, service string) (healthv1.HealthCheckResponse_ServingStatus, error) {
-	t.Helper()
-	c := connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](
-		h.httpClient(p), h.baseURL+"/grpc.health.v1.Health/Check", p.opts...)
-	resp, err := c.CallUnary(t.Context(), connect.NewRequest(&healthv1.HealthCheckRequest{Service: service}))
-	if err != nil {
-		return 0, err
-	}
-	return resp.Msg.Status, nil
-}
 
 func TestStoreDownBeforeFirstLoad(t *testing.T) {
 	t.Parallel()
@@ -36,17 +21,9 @@ func TestStoreDownBeforeFirstLoad(t *testing.T) {
 		}
 		_, err = h.admin(p, adminToken).GetAccount(t.Context(), &twilioguardv1.GetAccountRequest{Account: sid1})
 		wantCode(t, p.name+": GetAccount with the store down", err, connect.CodeUnavailable)
-
-		status, err := h.health(t, p, "")
-		if err != nil || status != healthv1.HealthCheckResponse_NOT_SERVING {
-			t.Errorf("%s: health Check = %v, %v; want NOT_SERVING", p.name, status, err)
-		}
 	}
-	if code, body := h.get(t, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
-		t.Errorf("GET /readyz = %d %q; want 503 not ready", code, body)
-	}
-	if code, _ := h.get(t, "/healthz"); code != http.StatusOK {
-		t.Errorf("GET /healthz = %d; want 200 (the process is alive)", code)
+	if st := h.srv.Status(); st.Loaded || st.LoadProblem != "store unreachable" {
+		t.Errorf("Status = %+v; want not loaded because the store is unreachable", st)
 	}
 	if _, body := h.get(t, "/metrics"); !strings.Contains(body, "twilioguard_cache_loaded 0") {
 		t.Errorf("/metrics does not report twilioguard_cache_loaded 0:\n%s", body)
@@ -62,12 +39,9 @@ func TestStoreDownBeforeFirstLoad(t *testing.T) {
 		if err != nil || !got.Valid {
 			t.Errorf("%s: VerifyWebhook after the store came back = %v, %v; want valid", p.name, got, err)
 		}
-		if status, err := h.health(t, p, ""); err != nil || status != healthv1.HealthCheckResponse_SERVING {
-			t.Errorf("%s: health Check once loaded = %v, %v; want SERVING", p.name, status, err)
-		}
 	}
-	if code, body := h.get(t, "/readyz"); code != http.StatusOK || !strings.HasPrefix(body, "ready: 2 accounts") {
-		t.Errorf("GET /readyz = %d %q; want 200 ready: 2 accounts", code, body)
+	if st := h.srv.Status(); !st.Loaded || st.Accounts != 2 || !st.StoreUp || st.LoadProblem != "" {
+		t.Errorf("Status = %+v; want loaded with 2 accounts and the store up", st)
 	}
 }
 
@@ -100,18 +74,9 @@ func TestStoreDownAfterLoad(t *testing.T) {
 		wantCode(t, p.name+": RotateAuthToken with the store down", err, connect.CodeUnavailable)
 		_, err = admin.DeleteAccount(t.Context(), &twilioguardv1.DeleteAccountRequest{Account: sid1})
 		wantCode(t, p.name+": DeleteAccount with the store down", err, connect.CodeUnavailable)
-
-		for _, service := range []string{"", twilioguardv1connect.VerifierServiceName, twilioguardv1connect.AccountServiceName} {
-			status, err := h.health(t, p, service)
-			if err != nil || status != healthv1.HealthCheckResponse_SERVING {
-				t.Errorf("%s: health Check(%q) = %v, %v; want SERVING (verification goes on)", p.name, service, status, err)
-			}
-		}
-		_, err = h.health(t, p, "no.such.Service")
-		wantCode(t, p.name+": health Check of an unknown service", err, connect.CodeNotFound)
 	}
-	if code, body := h.get(t, "/readyz"); code != http.StatusOK || !strings.Contains(body, "degraded") {
-		t.Errorf("GET /readyz = %d %q; want 200 degraded", code, body)
+	if st := h.srv.Status(); !st.Loaded || st.StoreUp {
+		t.Errorf("Status = %+v; want loaded (verification goes on) with the store down", st)
 	}
 	if _, body := h.get(t, "/metrics"); !strings.Contains(body, "twilioguard_store_up 0") {
 		t.Errorf("/metrics does not report twilioguard_store_up 0")
@@ -129,8 +94,8 @@ func TestStoreDownAfterLoad(t *testing.T) {
 	// The store recovers.
 	h.store.SetDown(false)
 	h.srv.CheckStore(t.Context())
-	if code, body := h.get(t, "/readyz"); code != http.StatusOK || !strings.HasPrefix(body, "ready") {
-		t.Errorf("GET /readyz after recovery = %d %q; want 200 ready", code, body)
+	if st := h.srv.Status(); !st.StoreUp {
+		t.Errorf("Status after recovery = %+v; want the store up", st)
 	}
 	if _, body := h.get(t, "/metrics"); !strings.Contains(body, "twilioguard_store_up 1") {
 		t.Errorf("/metrics does not report twilioguard_store_up 1 after recovery")

@@ -21,12 +21,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/grpchealth"
-	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
+	"github.com/twilioguard/twilioguard/internal/bound"
+	"github.com/twilioguard/twilioguard/internal/connectguard"
 	"github.com/twilioguard/twilioguard/store"
 )
 
@@ -68,12 +67,8 @@ type Config struct {
 	// Logger receives one decision line per verification and operational
 	// messages. Nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the server's metrics. Nil uses a private registry
-	// (still served on /metrics).
+	// Registerer receives the server's metrics. Nil keeps them private.
 	Registerer prometheus.Registerer
-	// Gatherer serves /metrics; it defaults to the registry behind
-	// Registerer when that is a *prometheus.Registry.
-	Gatherer prometheus.Gatherer
 	// MaxBodyBytes limits the raw body of a verification (default 1 MiB).
 	MaxBodyBytes int
 	// MaxParams limits the number of form fields (default 1000).
@@ -93,9 +88,6 @@ type Config struct {
 	// AccountLabel adds the account SID as a label to the verification
 	// counter. Leave it off with very many accounts.
 	AccountLabel bool
-	// ExtraServices are additional service names (for example Envoy's
-	// Authorization service) announced by gRPC reflection and health.
-	ExtraServices []string
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -109,7 +101,7 @@ type Server struct {
 	storeUp atomic.Bool
 	loadErr atomic.Value // string: why the last full load failed, "" if it did not
 	hints   *budget
-	routes  routeSet
+	routes  *bound.Labels // route names as metric labels
 	loadMu  sync.Mutex // one full load at a time
 }
 
@@ -152,20 +144,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Registerer == nil {
-		reg := prometheus.NewRegistry()
-		cfg.Registerer = reg
-		if cfg.Gatherer == nil {
-			cfg.Gatherer = reg
-		}
+		cfg.Registerer = prometheus.NewRegistry()
 	}
-	if cfg.Gatherer == nil {
-		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
-			cfg.Gatherer = g
-		} else {
-			cfg.Gatherer = prometheus.DefaultGatherer
-		}
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(), hints: newBudget(cfg.MaxHintsPerSecond)}
+	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(), hints: newBudget(cfg.MaxHintsPerSecond), routes: bound.NewLabels("default")}
 	m, err := newMetrics(cfg.Registerer, s)
 	if err != nil {
 		return nil, err
@@ -293,84 +274,54 @@ func (s *Server) refresh(ctx context.Context, sid string) {
 	}
 }
 
-// Routes registers every endpoint of the server on mux: the two Connect
-// services (Connect, gRPC and gRPC-Web), gRPC health and reflection,
-// GET /healthz, GET /readyz and GET /metrics.
-func (s *Server) Routes(mux *http.ServeMux) {
-	opts := []connect.HandlerOption{
-		connect.WithCodec(jsonCodec{name: "json"}),
-		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
+// HandlerOptions are the Connect handler options of the server's services,
+// for other Connect handlers on the same port: the codec of package
+// connectguard, no compression of small answers, and a read limit that the
+// configured body and URL limits call for.
+func (s *Server) HandlerOptions() []connect.HandlerOption {
+	return append(connectguard.HandlerOptions(),
 		connect.WithCompressMinBytes(1024),
-		connect.WithReadMaxBytes(2*s.cfg.MaxBodyBytes + 8*s.cfg.MaxURLBytes + 64<<10),
-	}
+		connect.WithReadMaxBytes(2*s.cfg.MaxBodyBytes+8*s.cfg.MaxURLBytes+64<<10),
+	)
+}
+
+// Routes registers the two Connect services (Connect, gRPC and gRPC-Web)
+// on mux with [Server.HandlerOptions] and then opts, behind
+// connectguard.Guard.
+func (s *Server) Routes(mux *http.ServeMux, opts ...connect.HandlerOption) {
+	opts = append(s.HandlerOptions(), opts...)
 	path, h := twilioguardv1connect.NewVerifierServiceHandler(s, opts...)
-	mux.Handle(path, checkGetMessage(h))
-	adminOpts := append(opts, connect.WithInterceptors(adminAuth(s.cfg.AdminToken)))
+	mux.Handle(path, connectguard.Guard(h))
+	adminOpts := append(opts[:len(opts):len(opts)], connect.WithInterceptors(adminAuth(s.cfg.AdminToken)))
 	path, h = twilioguardv1connect.NewAccountServiceHandler(s, adminOpts...)
-	mux.Handle(path, checkGetMessage(h))
-
-	services := append([]string{
-		twilioguardv1connect.VerifierServiceName,
-		twilioguardv1connect.AccountServiceName,
-	}, s.cfg.ExtraServices...)
-	mux.Handle(grpchealth.NewHandler(healthChecker{s: s, services: services}))
-	reflector := grpcreflect.NewStaticReflector(services...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle(path, connectguard.Guard(h))
 }
 
-// readyz answers 200 once the cache is loaded. While the store is down it
-// still answers 200 (verification goes on from the cache) but says
-// "degraded"; before the first load it answers 503.
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+// Services are the gRPC service names [Server.Routes] serves.
+var Services = []string{twilioguardv1connect.VerifierServiceName, twilioguardv1connect.AccountServiceName}
+
+// Status is what the server knows of its account data, for readiness
+// probes, health checks and operators. It never names an account.
+type Status struct {
+	// Loaded is true once a full load from the store succeeded; before, every
+	// verification answers Unavailable.
+	Loaded bool
+	// Synced is when the last full load finished.
+	Synced time.Time
+	// Accounts is the number of accounts cached.
+	Accounts int
+	// StoreUp is true when the store answered its last health check.
+	StoreUp bool
+	// LoadProblem says why the last full load failed, or is empty. It never
+	// holds a secret.
+	LoadProblem string
+}
+
+// Status reports the server's status.
+func (s *Server) Status() Status {
 	loaded, synced, size := s.cache.status()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	switch {
-	case !loaded:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		why, _ := s.loadErr.Load().(string)
-		if why == "" {
-			why = "store unreachable"
-		}
-		_, _ = fmt.Fprintf(w, "not ready: accounts not loaded (%s)\n", why)
-	case !s.storeUp.Load():
-		_, _ = fmt.Fprintf(w, "degraded: store unreachable; verifying from cache (%d accounts, last sync %s)\n",
-			size, synced.UTC().Format(time.RFC3339))
-	default:
-		_, _ = fmt.Fprintf(w, "ready: %d accounts\n", size)
-	}
-}
-
-// healthChecker reports SERVING once the cache is loaded.
-type healthChecker struct {
-	s        *Server
-	services []string
-}
-
-func (h healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
-	if req.Service != "" && !contains(h.services, req.Service) {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
-	}
-	if loaded, _, _ := h.s.cache.status(); !loaded {
-		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
-	}
-	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	problem, _ := s.loadErr.Load().(string)
+	return Status{Loaded: loaded, Synced: synced, Accounts: size, StoreUp: s.storeUp.Load(), LoadProblem: problem}
 }
 
 // adminAuth refuses AccountService calls without the admin bearer token.

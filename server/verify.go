@@ -10,12 +10,12 @@ import (
 	"mime"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
 	"github.com/twilioguard/twilioguard/signature"
 	"github.com/twilioguard/twilioguard/store"
 )
@@ -35,26 +35,41 @@ const maxSignatureBytes = 512
 
 // VerifyWebhook checks the signature of one webhook request against the
 // credentials of the account that claims to have sent it.
+//
+// It logs a refused request at Info (account, reason, credential, route,
+// latency, hint), a request it could not decide at Info (malformed input) or
+// Warn (anything else), and a verified request only at Debug: the counters
+// and histograms carry the volume, so the default level writes no line per
+// verified webhook.
 func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
 	start := time.Now()
 	resp, err := s.verify(req)
 	elapsed := time.Since(start)
-	route := s.routes.label(req.GetRoute())
+	route := s.routes.Value(req.GetRoute())
 	if err != nil {
-		s.metrics.observe("error", connect.CodeOf(err).String(), "", route, "", elapsed)
-		s.log.LogAttrs(ctx, slog.LevelInfo, "verification refused",
-			slog.String("route", route), slog.String("code", connect.CodeOf(err).String()),
-			slog.String("err", err.Error()), slog.Duration("latency", elapsed))
+		code := connect.CodeOf(err)
+		s.metrics.observe("error", code.String(), "", route, "", elapsed)
+		level := slog.LevelWarn
+		if code == connect.CodeInvalidArgument {
+			level = slog.LevelInfo
+		}
+		if s.log.Enabled(ctx, level) {
+			s.log.LogAttrs(ctx, level, "webhook not decided",
+				slog.String("route", route), slog.String("code", code.String()),
+				slog.String("error", bound.Text(err.Error(), bound.TextBytes)), slog.Duration("latency", elapsed))
+		}
 		return nil, err
 	}
-	result, reason := "valid", "none"
+	result, reason, level, msg := "valid", "none", slog.LevelDebug, "webhook verified"
 	if !resp.Valid {
-		result, reason = "invalid", resp.Reason.String()
+		result, reason, level, msg = "invalid", resp.Reason.String(), slog.LevelInfo, "webhook refused"
 	}
 	s.metrics.observe(result, reason, resp.Credential, route, resp.AccountSid, elapsed)
+	if !s.log.Enabled(ctx, level) {
+		return resp, nil
+	}
 	attrs := []slog.Attr{
 		slog.String("account_sid", resp.AccountSid),
-		slog.Bool("valid", resp.Valid),
 		slog.String("reason", reason),
 		slog.String("credential", resp.Credential),
 		slog.String("route", route),
@@ -63,7 +78,7 @@ func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWeb
 	if resp.Hint != "" {
 		attrs = append(attrs, slog.String("hint", resp.Hint))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "webhook verification", attrs...)
+	s.log.LogAttrs(ctx, level, msg, attrs...)
 	return resp, nil
 }
 
@@ -348,50 +363,6 @@ func algorithmToProto(a signature.Algorithm) twilioguardv1.Algorithm {
 		return twilioguardv1.Algorithm_HMAC_SHA256
 	}
 	return twilioguardv1.Algorithm_ALGORITHM_UNSPECIFIED
-}
-
-// maxRoutes bounds the distinct route labels in metrics; callers choose
-// them, so later ones are counted as "other".
-const maxRoutes = 100
-
-// routeSet keeps caller-chosen route names safe as metric labels.
-type routeSet struct {
-	mu   sync.RWMutex
-	seen map[string]bool
-}
-
-func (rs *routeSet) label(r string) string {
-	if r == "" {
-		return "default"
-	}
-	if len(r) > 64 {
-		return "other"
-	}
-	for i := 0; i < len(r); i++ {
-		c := r[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/') {
-			return "other"
-		}
-	}
-	rs.mu.RLock()
-	known := rs.seen[r]
-	rs.mu.RUnlock()
-	if known {
-		return r
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.seen[r] {
-		return r
-	}
-	if len(rs.seen) >= maxRoutes {
-		return "other"
-	}
-	if rs.seen == nil {
-		rs.seen = make(map[string]bool)
-	}
-	rs.seen[r] = true
-	return r
 }
 
 func truncate(s string, n int) string {

@@ -8,7 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"strings"
 	"time"
@@ -18,55 +19,72 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/twilioguard/twilioguard/client"
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
-	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
+	"github.com/twilioguard/twilioguard/internal/app"
 )
 
 const accountsUsage = `Usage: twilioguard accounts <command> [flags]
 
 Commands:
-  put     --sid AC… [--alias NAME]… [--friendly-name NAME]   create or replace (token from TWILIOGUARD_AUTH_TOKEN or --auth-token-file)
+  put     --sid AC… [--alias NAME]… [--friendly-name NAME]   create or replace; what is not given is kept (token from TWILIOGUARD_AUTH_TOKEN or --auth-token-file)
   get     ACCOUNT                                          show one account (SID or alias)
   list                                                     list all accounts
   rm      ACCOUNT                                          delete an account
   rotate  ACCOUNT [--grace 24h]                            new token from TWILIOGUARD_NEW_AUTH_TOKEN or --new-auth-token-file
 
-Common flags: --server (default http://localhost:8080), --data-dir (to find the
-generated admin token), --admin-token-file; or set TWILIOGUARD_ADMIN_TOKEN.
+Common flags: --server (TWILIOGUARD_URL, default http://localhost:8080),
+--data-dir (to find the generated admin token), --admin-token-file (or set
+TWILIOGUARD_ADMIN_TOKEN), --ca-file, --timeout. Other flags have twins named
+TWILIOGUARD_ACCOUNTS_<COMMAND>_<FLAG>.
 `
 
 // remote holds the flags every command that calls the service shares.
+// They have the same environment twins in every command.
 type remote struct {
 	server         string
 	dataDir        string
 	adminTokenFile string
+	caFile         string
 	timeout        time.Duration
 }
 
-func (r *remote) register(e env, fs *flag.FlagSet) {
-	fs.StringVar(&r.server, "server", "http://localhost:8080", "base URL of the twilioguard service")
+func (r *remote) register(e env, fs *flagSet) {
+	fs.StringVar(&r.server, "server", "http://localhost:8080", "base URL of the twilioguard service (http:// for h2c, https:// for TLS)")
 	fs.StringVar(&r.dataDir, "data-dir", defaultDataDir(e), "the server's data directory, where serve wrote the admin token")
 	fs.StringVar(&r.adminTokenFile, "admin-token-file", "", "file with the admin bearer token (else TWILIOGUARD_ADMIN_TOKEN, else <data-dir>/admin-token)")
-	fs.DurationVar(&r.timeout, "timeout", 10*time.Second, "timeout of the call")
+	fs.StringVar(&r.caFile, "ca-file", "", "PEM file of the CA that signed the service's TLS certificate (default: the system's roots)")
+	fs.DurationVar(&r.timeout, "timeout", 10*time.Second, "timeout of each call")
+	fs.share("server", "TWILIOGUARD_URL")
+	fs.share("data-dir", "TWILIOGUARD_DATA_DIR")
+	fs.share("admin-token-file", "TWILIOGUARD_ADMIN_TOKEN_FILE")
+	fs.share("ca-file", "TWILIOGUARD_CA_FILE")
+	fs.share("timeout", "TWILIOGUARD_TIMEOUT")
 }
 
-func (r *remote) httpClient() *http.Client {
-	return &http.Client{Timeout: r.timeout}
-}
-
-func (r *remote) accountClient(e env) (twilioguardv1connect.AccountServiceClient, error) {
-	tok, err := loadAdminToken(e, r.adminTokenFile, r.dataDir, false)
-	if err != nil {
-		return nil, err
-	}
-	bearer := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+tok)
-			return next(ctx, req)
+// client returns a client of the service; with admin, its AccountService
+// calls carry the admin token.
+func (r *remote) client(e env, admin bool) (*client.Client, error) {
+	opts := []client.Option{client.WithTimeout(r.timeout)}
+	if r.caFile != "" {
+		pem, err := os.ReadFile(r.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
-	})
-	return twilioguardv1connect.NewAccountServiceClient(r.httpClient(), strings.TrimRight(r.server, "/"),
-		connect.WithInterceptors(bearer)), nil
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", r.caFile)
+		}
+		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	if admin {
+		tok, err := app.LoadAdminToken(r.adminTokenFile, e.getenv("TWILIOGUARD_ADMIN_TOKEN"), r.dataDir, false)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithAdminToken(tok))
+	}
+	return client.New(r.server, opts...)
 }
 
 func accounts(ctx context.Context, e env, args []string) error {
@@ -76,25 +94,28 @@ func accounts(ctx context.Context, e env, args []string) error {
 	}
 	cmd, args := args[0], args[1:]
 	var r remote
-	fs := newFlagSet(e, "accounts "+cmd, "accounts "+cmd+" [flags]")
+	fs := newFlagSet(e, "accounts "+cmd, "accounts "+cmd+" [flags]", false)
 	r.register(e, fs)
 	var (
 		sid, friendly, authTokenFile, newTokenFile string
 		aliases                                    multiFlag
 		grace                                      time.Duration
 		version                                    int64
-		clearPrevious, clearKeys                   bool
+		clearPrevious, clearKeys, clearAliases     bool
+		clearFriendly                              bool
 		pageSize                                   int
 	)
 	switch cmd {
 	case "put":
 		fs.StringVar(&sid, "sid", "", "account SID (AC + 32 hex digits)")
-		fs.Var(&aliases, "alias", "alias of the account (repeatable, or comma-separated)")
+		fs.Var(&aliases, "alias", "alias of the account (repeatable, or comma-separated); on replace, none given keeps the stored ones")
 		fs.StringVar(&friendly, "friendly-name", "", "human-readable name")
 		fs.StringVar(&authTokenFile, "auth-token-file", "", "file with the auth token, - for stdin (else TWILIOGUARD_AUTH_TOKEN; on replace, empty keeps the stored token)")
 		fs.Int64Var(&version, "version", 0, "replace only if the stored version is this one")
 		fs.BoolVar(&clearPrevious, "clear-previous-auth-token", false, "remove the previous auth token (end a rotation's grace window now)")
 		fs.BoolVar(&clearKeys, "clear-shared-keys", false, "remove the account's SharedKeys")
+		fs.BoolVar(&clearAliases, "clear-aliases", false, "remove the account's aliases (unless --alias gives new ones)")
+		fs.BoolVar(&clearFriendly, "clear-friendly-name", false, "remove the account's friendly name")
 	case "rotate":
 		fs.StringVar(&newTokenFile, "new-auth-token-file", "", "file with the new auth token, - for stdin (else TWILIOGUARD_NEW_AUTH_TOKEN)")
 		fs.DurationVar(&grace, "grace", 24*time.Hour, "how long the current token stays accepted")
@@ -110,10 +131,12 @@ func accounts(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	c, err := r.accountClient(e)
+	cl, err := r.client(e, true)
 	if err != nil {
 		return err
 	}
+	defer cl.Close()
+	c := cl.Accounts
 	arg := func() (string, error) {
 		if fs.NArg() != 1 {
 			return "", fmt.Errorf("accounts %s: want exactly one account (SID or alias)", cmd)
@@ -133,7 +156,7 @@ func accounts(ctx context.Context, e env, args []string) error {
 		}
 		out, err = c.PutAccount(ctx, &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{
 			Sid: sid, Aliases: list, FriendlyName: friendly, AuthToken: tok, Version: version,
-		}, ClearPreviousAuthToken: clearPrevious, ClearSharedKeys: clearKeys})
+		}, ClearPreviousAuthToken: clearPrevious, ClearSharedKeys: clearKeys, ClearAliases: clearAliases, ClearFriendlyName: clearFriendly})
 		if err != nil {
 			return rpcError(err)
 		}

@@ -104,21 +104,61 @@ func versionString() string {
 	return "devel"
 }
 
-// newFlagSet returns a flag set whose usage names the command.
-func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flagSet is a command's flags and how their environment twins are named.
+type flagSet struct {
+	*flag.FlagSet
+	// envPrefix names the twin of a flag: envPrefix + the flag name in upper
+	// case with '-' as '_'. Process commands (serve, proxy) use TWILIOGUARD_;
+	// per-call commands add the command's name (TWILIOGUARD_SIGN_URL), so
+	// that a variable meant for one thing never silently sets another.
+	envPrefix string
+	// shared maps the flags that mean the same everywhere (the service URL,
+	// the data directory, the admin token file, ...) to their one name.
+	shared map[string]string
+}
+
+// newFlagSet returns a flag set whose usage names the command. A process
+// command's flags have twins TWILIOGUARD_<FLAG>; any other command's flags
+// have twins TWILIOGUARD_<COMMAND>_<FLAG>, except the shared ones.
+func newFlagSet(e env, name, synopsis string, process bool) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), envPrefix: "TWILIOGUARD_", shared: map[string]string{}}
+	if !process {
+		fs.envPrefix += envWord(name) + "_"
+	}
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: twilioguard %s\n\nFlags (each also read from TWILIOGUARD_<NAME>):\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(e.stderr, "Usage: twilioguard %s\n\nFlags (each also read from the environment variable in brackets):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(e.stderr, "  --%s [%s]\n    \t%s", f.Name, fs.envName(f.Name), f.Usage)
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "[]" {
+				fmt.Fprintf(e.stderr, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(e.stderr)
+		})
 	}
 	return fs
 }
 
+// share gives flag the environment twin env instead of the command's own.
+func (fs *flagSet) share(flagName, env string) { fs.shared[flagName] = env }
+
+// envName returns the environment twin of a flag.
+func (fs *flagSet) envName(flagName string) string {
+	if n, ok := fs.shared[flagName]; ok {
+		return n
+	}
+	return fs.envPrefix + envWord(flagName)
+}
+
+// envWord turns a flag or command name into an environment variable word.
+func envWord(s string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", " ", "_").Replace(s))
+}
+
 // parseFlags parses the command line, then gives every flag it did not set
-// the value of its environment twin (TWILIOGUARD_ + the flag name in upper
-// case with '-' as '_'): the command line wins, also for repeatable flags.
-func parseFlags(e env, fs *flag.FlagSet, args []string) error {
+// the value of its environment twin: the command line wins, also for
+// repeatable flags.
+func parseFlags(e env, fs *flagSet, args []string) error {
 	// Flags may come before or after positional arguments.
 	var positional []string
 	for {
@@ -143,7 +183,7 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) error {
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
+		name := fs.envName(f.Name)
 		if v := e.getenv(name); v != "" && err == nil && !onCommandLine[f.Name] {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s: %w", name, serr)
@@ -151,10 +191,6 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
-}
-
-func envName(flagName string) string {
-	return "TWILIOGUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // multiFlag collects a repeatable flag.

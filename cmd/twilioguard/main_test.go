@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twilioguard/twilioguard/internal/app"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 )
 
@@ -85,7 +86,7 @@ func TestServeEndToEnd(t *testing.T) {
 	stop := startServe(t, addr, dataDir, logs)
 
 	// The admin token was generated into the data directory, private to us.
-	fi, err := os.Stat(filepath.Join(dataDir, adminTokenFile))
+	fi, err := os.Stat(filepath.Join(dataDir, app.AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,12 +172,12 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("logs contain a secret")
 		}
 	}
-	adminTok, _ := os.ReadFile(filepath.Join(dataDir, adminTokenFile))
+	adminTok, _ := os.ReadFile(filepath.Join(dataDir, app.AdminTokenFile))
 	if strings.Contains(logs.String(), strings.TrimSpace(string(adminTok))) {
 		t.Error("logs contain the admin token")
 	}
-	if !strings.Contains(logs.String(), `"msg":"webhook verification"`) {
-		t.Error("no decision line in the logs")
+	if !strings.Contains(logs.String(), `"msg":"webhook verified"`) || !strings.Contains(logs.String(), `"msg":"webhook refused"`) {
+		t.Error("no decision lines (verified at debug, refused at info) in the logs")
 	}
 }
 
@@ -186,15 +187,34 @@ func TestEnvTwins(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "log-level") {
 		t.Errorf("serve with TWILIOGUARD_LOG_LEVEL=loud: err = %v, want a --log-level error", err)
 	}
-	// The command line wins over the environment.
-	out, err := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_URL": "https://a.example/x"},
-		"sign", "--url", "https://b.example/y")
+	// TWILIOGUARD_URL names the service everywhere: sign does not read it
+	// as the URL to sign, and its own twin is TWILIOGUARD_SIGN_URL.
+	vars := map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_URL": "http://twilioguard:8080"}
+	if out, err := cli(t, vars, "sign", "-d", "Body=hi"); err == nil || !strings.Contains(err.Error(), "--url is required") {
+		t.Errorf("sign with only TWILIOGUARD_URL set: %q, %v; want --url is required", out, err)
+	}
+	vars["TWILIOGUARD_SIGN_URL"] = "https://a.example/x"
+	fromEnv, err := cli(t, vars, "sign", "-d", "Body=hi")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok"}, "sign", "--url", "https://b.example/y")
+	want, _ := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok"}, "sign", "--url", "https://a.example/x", "-d", "Body=hi")
+	if fromEnv != want || want == "" {
+		t.Errorf("sign with TWILIOGUARD_SIGN_URL = %q; want %q", fromEnv, want)
+	}
+	// The command line wins over the environment.
+	out, err := cli(t, vars, "sign", "--url", "https://b.example/y", "-d", "Body=hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ = cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok"}, "sign", "--url", "https://b.example/y", "-d", "Body=hi")
 	if out != want || out == "" {
 		t.Errorf("sign used the env URL over the flag: %q vs %q", out, want)
+	}
+	// Flags of other commands are scoped the same way; a variable named
+	// after a flag of another command sets nothing.
+	if _, err := cli(t, map[string]string{"TWILIOGUARD_SID": "not-a-sid", "TWILIOGUARD_VERSION": "7"}, "version"); err != nil {
+		t.Errorf("version with TWILIOGUARD_SID and TWILIOGUARD_VERSION set: %v", err)
 	}
 }
 
@@ -224,7 +244,7 @@ func TestUnknownCommand(t *testing.T) {
 
 func TestCommandLineBeatsEnvironment(t *testing.T) {
 	t.Parallel()
-	vars := map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_D": "Body=from-env"}
+	vars := map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_SIGN_D": "Body=from-env"}
 	both, err := cli(t, vars, "sign", "--url", "https://x.example/sms", "-d", "Body=from-flag")
 	if err != nil {
 		t.Fatal(err)
@@ -240,11 +260,11 @@ func TestCommandLineBeatsEnvironment(t *testing.T) {
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "admin")
-	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("from-file-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := loadAdminToken(env{getenv: envFunc(map[string]string{"TWILIOGUARD_ADMIN_TOKEN": "from-env"})}, file, dir, false)
-	if err != nil || tok != "from-file" {
+	tok, err := app.LoadAdminToken(file, "from-env-0123456789", dir, false)
+	if err != nil || tok != "from-file-0123456789" {
 		t.Errorf("admin token = %q, %v; want the --admin-token-file one", tok, err)
 	}
 }
@@ -255,14 +275,14 @@ func TestServeRefusesNewKeyOverExistingDatabase(t *testing.T) {
 	addr := testserver.FreeAddr(t)
 	stop := startServe(t, addr, dataDir, io.Discard)
 	stop()
-	if err := os.Remove(filepath.Join(dataDir, secretKeyFile)); err != nil {
+	if err := os.Remove(filepath.Join(dataDir, app.SecretKeyFile)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := cli(t, nil, "serve", "--addr", testserver.FreeAddr(t), "--data-dir", dataDir)
 	if err == nil || !strings.Contains(err.Error(), "secret key") || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("serve without its key over an existing database: err = %v; want a refusal naming the key", err)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, secretKeyFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dataDir, app.SecretKeyFile)); err == nil {
 		t.Error("a new secret key was written over an existing database")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"mime"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
-	"github.com/twilioguard/twilioguard/gen/twilioguard/v1/twilioguardv1connect"
 	"github.com/twilioguard/twilioguard/signature"
 )
 
@@ -45,22 +43,31 @@ type requestFlags struct {
 	contentType string
 }
 
-func (r *requestFlags) register(fs *flag.FlagSet) {
+func (r *requestFlags) register(fs *flagSet) {
 	fs.StringVar(&r.url, "url", "", "the full URL Twilio requested")
 	fs.Var(&r.params, "d", "form field key=value (repeatable; as decoded)")
 	fs.StringVar(&r.bodyFile, "body-file", "", "raw body file (form or JSON) instead of -d")
 	fs.StringVar(&r.contentType, "content-type", "", "content type of --body-file (default: JSON when it starts with { or [, else form)")
 }
 
-func (r *requestFlags) body() ([]byte, error) {
+// body reads --body-file and returns it with its content type: the one
+// given, or, without one, JSON when it looks like JSON and a form otherwise.
+// Without --body-file there is no body.
+func (r *requestFlags) body() ([]byte, string, error) {
 	if r.bodyFile == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	b, err := os.ReadFile(r.bodyFile)
 	if err != nil {
-		return nil, fmt.Errorf("--body-file: %w", err)
+		return nil, "", fmt.Errorf("--body-file: %w", err)
 	}
-	return b, nil
+	if r.contentType != "" {
+		return b, r.contentType, nil
+	}
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return b, "application/json", nil
+	}
+	return b, "application/x-www-form-urlencoded", nil
 }
 
 // sign prints the X-Twilio-Signature Twilio would send for a request.
@@ -70,7 +77,7 @@ func sign(e env, args []string) error {
 		tokenFile string
 		algorithm string
 	)
-	fs := newFlagSet(e, "sign", "sign --url URL [-d key=value]… [--body-file F --content-type T]   (token from TWILIOGUARD_AUTH_TOKEN or --auth-token-file)")
+	fs := newFlagSet(e, "sign", "sign --url URL [-d key=value]… [--body-file F --content-type T]   (token from TWILIOGUARD_AUTH_TOKEN or --auth-token-file)", false)
 	r.register(fs)
 	fs.StringVar(&tokenFile, "auth-token-file", "", "file with the auth token or SharedKey secret, - for stdin (else TWILIOGUARD_AUTH_TOKEN)")
 	fs.StringVar(&algorithm, "algorithm", "HMAC_SHA1", "HMAC_SHA1 or HMAC_SHA256 (SharedKeys)")
@@ -96,7 +103,7 @@ func sign(e env, args []string) error {
 	default:
 		return fmt.Errorf("sign: --algorithm %q: want HMAC_SHA1 or HMAC_SHA256", algorithm)
 	}
-	body, err := r.body()
+	body, contentType, err := r.body()
 	if err != nil {
 		return err
 	}
@@ -105,7 +112,7 @@ func sign(e env, args []string) error {
 		if len(r.params) > 0 {
 			return errors.New("sign: give -d or --body-file, not both")
 		}
-		if isFormBody(r.contentType, body) {
+		if mt, _, _ := mime.ParseMediaType(contentType); mt == "application/x-www-form-urlencoded" {
 			if params, err = signature.ParseForm(body); err != nil {
 				return fmt.Errorf("sign: --body-file: %w", err)
 			}
@@ -126,17 +133,6 @@ func sign(e env, args []string) error {
 	return nil
 }
 
-// isFormBody reports whether a body is signed as a form: by its content
-// type, or without one, unless it looks like JSON.
-func isFormBody(contentType string, body []byte) bool {
-	if contentType == "" {
-		b := bytes.TrimLeft(body, " \t\r\n")
-		return len(b) == 0 || (b[0] != '{' && b[0] != '[')
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/x-www-form-urlencoded"
-}
-
 // verify asks a running service whether a request is genuine. It prints the
 // verdict and exits 0 when valid, 1 when not.
 func verify(ctx context.Context, e env, args []string) error {
@@ -147,7 +143,7 @@ func verify(ctx context.Context, e env, args []string) error {
 		settings string
 		account  string
 	)
-	fs := newFlagSet(e, "verify", "verify --url URL --signature SIG [-d key=value]… [--body-file F --content-type T] [--account A]")
+	fs := newFlagSet(e, "verify", "verify --url URL --signature SIG [-d key=value]… [--body-file F --content-type T] [--account A]", false)
 	rem.register(e, fs)
 	r.register(fs)
 	fs.StringVar(&sig, "signature", "", "the X-Twilio-Signature value")
@@ -156,23 +152,19 @@ func verify(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	body, err := r.body()
+	body, contentType, err := r.body()
 	if err != nil {
 		return err
 	}
 	req := &twilioguardv1.VerifyWebhookRequest{
 		Url: r.url, Params: r.params, Signature: sig, SignatureSettings: settings, Account: account,
+		Body: body, ContentType: contentType,
 	}
-	if body != nil {
-		req.Body, req.ContentType = body, r.contentType
-		if req.ContentType == "" {
-			req.ContentType = "application/json"
-			if isFormBody("", body) {
-				req.ContentType = "application/x-www-form-urlencoded"
-			}
-		}
+	c, err := rem.client(e, false)
+	if err != nil {
+		return err
 	}
-	c := twilioguardv1connect.NewVerifierServiceClient(rem.httpClient(), strings.TrimRight(rem.server, "/"))
+	defer c.Close()
 	resp, err := c.VerifyWebhook(ctx, req)
 	if err != nil {
 		return rpcError(err)
