@@ -100,7 +100,7 @@ func TestBehindNginx(t *testing.T) {
 	t.Run("untrusted proxy: refused with a near-miss hint", func(t *testing.T) {
 		target := public(1) + "/sms"
 		got := post(t, https, target, target, smsBody, nil)
-		if got.status != 403 || got.body != "invalid Twilio signature\n" {
+		if got.status != 403 || got.body != "Forbidden\n" {
 			t.Fatalf("got %d %q; want 403 with a short body", got.status, got.body)
 		}
 		line := untrusting.logs.last(t)
@@ -160,7 +160,7 @@ func TestBehindNginx(t *testing.T) {
 		tg.Stop()
 		target := public(0) + "/sms"
 		got := post(t, https, target, target, smsBody, nil)
-		if got.status != 503 || got.body != "webhook verifier unavailable\n" {
+		if got.status != 503 || got.body != "Service Unavailable\n" {
 			t.Errorf("got %d %q; want 503 with a short body", got.status, got.body)
 		}
 		if line := trusting.logs.last(t); line["level"] != "ERROR" || line["error"] == nil {
