@@ -79,23 +79,36 @@ type Account struct {
 	// Aliases are other unique names of the account.
 	Aliases      []string
 	FriendlyName string
-	// AuthToken is the primary auth token; never empty in a stored account.
+	// AuthToken is the primary auth token. A stored account always has
+	// one; it reads back empty only when it is unreadable (see Unreadable).
 	AuthToken Secret
 	// PreviousAuthToken is accepted until PreviousExpireTime.
 	PreviousAuthToken  Secret
 	PreviousExpireTime time.Time
 	SharedKeys         []SharedKey
+	// Suspended marks an account that is suspended at Twilio. Its webhooks
+	// still verify.
+	Suspended bool
 	// CreateTime, UpdateTime and Version are set by the backend on Put.
 	CreateTime time.Time
 	UpdateTime time.Time
 	// Version starts at 1 and grows by one with every change.
 	Version int64
+	// Unreadable names the secrets a backend could not read back (sealed
+	// under a key it does not hold, or damaged), in this order:
+	// "auth_token", "previous_auth_token", then "shared_key:<id>" for each
+	// such shared key, or "shared_keys" when the whole list is damaged.
+	// Those secrets are empty (an unreadable shared key keeps its ID); every
+	// other field is filled. Backends set it on reads and ignore it on Put:
+	// putting fresh secrets is how such an account is repaired.
+	Unreadable []string
 }
 
 // Clone returns a deep copy of a.
 func (a *Account) Clone() *Account {
 	c := *a
 	c.Aliases = append([]string(nil), a.Aliases...)
+	c.Unreadable = append([]string(nil), a.Unreadable...)
 	c.SharedKeys = make([]SharedKey, len(a.SharedKeys))
 	for i, k := range a.SharedKeys {
 		k.Algorithms = append([]Algorithm(nil), k.Algorithms...)

@@ -12,21 +12,16 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/twilioguard/twilioguard/store"
+	"github.com/twilioguard/twilioguard/store/atrest"
 )
 
-// columns lists the accounts columns in the order scanAccount reads them.
+// columns lists the accounts columns in the order each reads them.
 const columns = `sid, aliases, friendly_name, auth_token, previous_auth_token,
-	previous_expire_time, shared_keys, create_time, update_time, version`
-
-// sharedKeyJSON is one element of the shared_keys column.
-type sharedKeyJSON struct {
-	ID         string            `json:"id"`
-	Secret     string            `json:"secret"` // sealed
-	Algorithms []store.Algorithm `json:"algorithms"`
-}
+	previous_expire_time, shared_keys, suspended, create_time, update_time, version`
 
 // Get returns the account whose SID or alias is key, or an error wrapping
-// [store.ErrNotFound].
+// [store.ErrNotFound]. Secrets that cannot be read are named in
+// store.Account.Unreadable; they fail nothing.
 func (s *Store) Get(ctx context.Context, key string) (*store.Account, error) {
 	if key == "" {
 		return nil, fmt.Errorf("get account: empty SID or alias: %w", store.ErrNotFound)
@@ -49,14 +44,13 @@ func (s *Store) Get(ctx context.Context, key string) (*store.Account, error) {
 }
 
 // List returns up to limit accounts whose SIDs sort after afterSID, in SID
-// order. A limit of zero or less means no limit.
+// order. A limit below 1 is an error.
 func (s *Store) List(ctx context.Context, afterSID string, limit int) ([]*store.Account, error) {
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = limit
+	if limit <= 0 {
+		return nil, fmt.Errorf("list accounts: limit %d, want > 0", limit)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM accounts
-		WHERE sid > $1 ORDER BY sid LIMIT $2`, afterSID, lim)
+		WHERE sid > $1 ORDER BY sid LIMIT $2`, afterSID, limit)
 	if err != nil {
 		return nil, wrap("list accounts", err)
 	}
@@ -87,10 +81,11 @@ func (s *Store) All(ctx context.Context, fn func(*store.Account) error) error {
 
 // Put stores a, creating the account or replacing it, and returns it as
 // stored: with CreateTime, UpdateTime and Version set by the store (the
-// values in a are ignored). With expectedVersion 0 the write is
-// unconditional; otherwise the account must exist ([store.ErrNotFound]) with
-// that version ([store.ErrVersionMismatch]). An alias used by another account
-// fails with [store.ErrAliasTaken].
+// values in a, and a.Unreadable, are ignored). With expectedVersion 0 the
+// write is unconditional; otherwise the account must exist
+// ([store.ErrNotFound]) with that version ([store.ErrVersionMismatch]). An
+// alias used by another account (as alias or SID), or a SID that is another
+// account's alias, fails with [store.ErrAliasTaken].
 func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64) (*store.Account, error) {
 	if err := a.Check(); err != nil {
 		return nil, fmt.Errorf("put account: %w", err)
@@ -99,12 +94,17 @@ func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64
 		return nil, fmt.Errorf("put account %s: negative expected version %d", a.SID, expectedVersion)
 	}
 	out := a.Clone()
+	out.Unreadable = nil
 	if out.Aliases == nil {
 		out.Aliases = []string{}
 	}
-	authToken, prevToken, keys, err := s.sealSecrets(a)
+	sealed, err := s.codec.Seal(a)
 	if err != nil {
 		return nil, fmt.Errorf("put account %s: %w", a.SID, err)
+	}
+	keys, err := json.Marshal(sealed.SharedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("put account %s: encode shared keys: %w", a.SID, err)
 	}
 	var prevExpire pgtype.Timestamptz
 	if !a.PreviousExpireTime.IsZero() {
@@ -114,25 +114,26 @@ func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64
 	now := time.Now().UTC().Truncate(time.Microsecond)
 
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		args := []any{a.SID, out.Aliases, a.FriendlyName, authToken, prevToken, prevExpire, keys, now}
+		args := []any{a.SID, out.Aliases, a.FriendlyName, sealed.AuthToken, sealed.PreviousAuthToken,
+			prevExpire, keys, a.Suspended, now}
 		var row pgx.Row
 		if expectedVersion == 0 {
 			row = tx.QueryRow(ctx, `INSERT INTO accounts AS a (sid, aliases, friendly_name,
 					auth_token, previous_auth_token, previous_expire_time, shared_keys,
-					create_time, update_time, version)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)
+					suspended, create_time, update_time, version)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1)
 				ON CONFLICT (sid) DO UPDATE SET aliases = EXCLUDED.aliases,
 					friendly_name = EXCLUDED.friendly_name, auth_token = EXCLUDED.auth_token,
 					previous_auth_token = EXCLUDED.previous_auth_token,
 					previous_expire_time = EXCLUDED.previous_expire_time,
-					shared_keys = EXCLUDED.shared_keys, update_time = EXCLUDED.update_time,
-					version = a.version + 1
+					shared_keys = EXCLUDED.shared_keys, suspended = EXCLUDED.suspended,
+					update_time = EXCLUDED.update_time, version = a.version + 1
 				RETURNING create_time, version`, args...)
 		} else {
 			row = tx.QueryRow(ctx, `UPDATE accounts SET aliases = $2, friendly_name = $3,
 					auth_token = $4, previous_auth_token = $5, previous_expire_time = $6,
-					shared_keys = $7, update_time = $8, version = version + 1
-				WHERE sid = $1 AND version = $9
+					shared_keys = $7, suspended = $8, update_time = $9, version = version + 1
+				WHERE sid = $1 AND version = $10
 				RETURNING create_time, version`, append(args, expectedVersion)...)
 		}
 		err := row.Scan(&out.CreateTime, &out.Version)
@@ -195,6 +196,9 @@ func putAliases(ctx context.Context, tx pgx.Tx, sid string, aliases []string) er
 // version must match ([store.ErrVersionMismatch]). A missing account fails
 // with [store.ErrNotFound].
 func (s *Store) Delete(ctx context.Context, sid string, expectedVersion int64) error {
+	if expectedVersion < 0 {
+		return fmt.Errorf("delete account %s: negative expected version %d", sid, expectedVersion)
+	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM accounts WHERE sid = $1 AND ($2 = 0 OR version = $2)`,
 		sid, expectedVersion)
 	if err != nil {
@@ -220,23 +224,24 @@ func isStoreErr(err error) bool {
 		errors.Is(err, store.ErrAliasTaken)
 }
 
-// each scans every row into an account and calls fn, closing rows.
+// each scans every row into an account, opens its secrets and calls fn,
+// closing rows. A secret that cannot be opened marks its account
+// (store.Account.Unreadable) and fails nothing.
 func (s *Store) each(rows pgx.Rows, fn func(*store.Account) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			a                    store.Account
-			authToken, prevToken string
-			prevExpire           pgtype.Timestamptz
-			keys                 []byte
+			a          store.Account
+			sealed     atrest.Secrets
+			prevExpire pgtype.Timestamptz
+			keys       []byte
 		)
-		if err := rows.Scan(&a.SID, &a.Aliases, &a.FriendlyName, &authToken, &prevToken,
-			&prevExpire, &keys, &a.CreateTime, &a.UpdateTime, &a.Version); err != nil {
+		if err := rows.Scan(&a.SID, &a.Aliases, &a.FriendlyName, &sealed.AuthToken, &sealed.PreviousAuthToken,
+			&prevExpire, &keys, &a.Suspended, &a.CreateTime, &a.UpdateTime, &a.Version); err != nil {
 			return err
 		}
-		if err := s.openSecrets(&a, authToken, prevToken, keys); err != nil {
-			return err
-		}
+		sealed.SharedKeys, sealed.SharedKeysDamaged = decodeKeys(keys)
+		s.codec.Open(&a, sealed)
 		if prevExpire.Valid {
 			a.PreviousExpireTime = prevExpire.Time.UTC()
 		}
@@ -249,73 +254,11 @@ func (s *Store) each(rows pgx.Rows, fn func(*store.Account) error) error {
 	return rows.Err()
 }
 
-// aad is the additional data a secret of account sid in field is sealed
-// with (the same as store/sqlite's), so a sealed value copied to another
-// account or column does not open.
-func aad(sid, field string) string { return "twilioguard account\x00" + sid + "\x00" + field }
-
-// Field names bound into each sealed value.
-const (
-	fieldAuthToken         = "auth_token"
-	fieldPreviousAuthToken = "previous_auth_token"
-)
-
-func sharedKeyField(id string) string { return "shared_key\x00" + id }
-
-// sealSecrets seals the secrets of a for storage.
-func (s *Store) sealSecrets(a *store.Account) (authToken, prevToken string, keys []byte, err error) {
-	authToken, err = s.keys.Seal(a.AuthToken.Reveal(), aad(a.SID, fieldAuthToken))
-	if err != nil {
-		return "", "", nil, fmt.Errorf("seal auth token: %w", err)
+// decodeKeys decodes the shared_keys column, a JSON array of
+// [atrest.SharedKey], and reports whether it is damaged.
+func decodeKeys(b []byte) (keys []atrest.SharedKey, damaged bool) {
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, true
 	}
-	if a.PreviousAuthToken != "" {
-		prevToken, err = s.keys.Seal(a.PreviousAuthToken.Reveal(), aad(a.SID, fieldPreviousAuthToken))
-		if err != nil {
-			return "", "", nil, fmt.Errorf("seal previous auth token: %w", err)
-		}
-	}
-	sk := make([]sharedKeyJSON, len(a.SharedKeys))
-	for i, k := range a.SharedKeys {
-		sealed, err := s.keys.Seal(k.Secret.Reveal(), aad(a.SID, sharedKeyField(k.ID)))
-		if err != nil {
-			return "", "", nil, fmt.Errorf("seal shared key %s: %w", k.ID, err)
-		}
-		sk[i] = sharedKeyJSON{ID: k.ID, Secret: sealed, Algorithms: k.Algorithms}
-	}
-	keys, err = json.Marshal(sk)
-	if err != nil {
-		return "", "", nil, fmt.Errorf("encode shared keys: %w", err)
-	}
-	return authToken, prevToken, keys, nil
-}
-
-// openSecrets opens the sealed secrets of a stored account into a.
-func (s *Store) openSecrets(a *store.Account, authToken, prevToken string, keys []byte) error {
-	tok, err := s.keys.Open(authToken, aad(a.SID, fieldAuthToken))
-	if err != nil {
-		return fmt.Errorf("account %s: auth token: %w", a.SID, err)
-	}
-	a.AuthToken = store.Secret(tok)
-	if prevToken != "" {
-		tok, err := s.keys.Open(prevToken, aad(a.SID, fieldPreviousAuthToken))
-		if err != nil {
-			return fmt.Errorf("account %s: previous auth token: %w", a.SID, err)
-		}
-		a.PreviousAuthToken = store.Secret(tok)
-	}
-	if string(keys) == "[]" {
-		return nil
-	}
-	var sk []sharedKeyJSON
-	if err := json.Unmarshal(keys, &sk); err != nil {
-		return fmt.Errorf("account %s: decode shared keys: %w", a.SID, err)
-	}
-	for _, k := range sk {
-		secret, err := s.keys.Open(k.Secret, aad(a.SID, sharedKeyField(k.ID)))
-		if err != nil {
-			return fmt.Errorf("account %s: shared key %s: %w", a.SID, k.ID, err)
-		}
-		a.SharedKeys = append(a.SharedKeys, store.SharedKey{ID: k.ID, Secret: store.Secret(secret), Algorithms: k.Algorithms})
-	}
-	return nil
+	return keys, false
 }

@@ -4,18 +4,15 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/twilioguard/twilioguard/store/schema"
 )
 
-// migrationFiles holds the schema migrations, named NNNN_description.sql and
-// applied in the order of NNNN.
+// migrationFiles holds the schema migrations (see store/schema). Never edit
+// one that has been released; add a new file instead.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -24,48 +21,12 @@ var migrationFiles embed.FS
 // migrations run by several replicas at once ("twguard" in ASCII).
 const migrationLockID int64 = 0x7477677561726400
 
-// migration is one embedded schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and an underscore", name)
-		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", name))
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
-
 // migrate applies the embedded migrations the database lacks, all in one
 // transaction that first takes an advisory lock: replicas starting together
 // wait for each other, and the later ones find the work done. It returns the
 // names of the migrations it applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	ms, err := loadMigrations()
+	all, err := schema.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +45,18 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 		if err := tx.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if latest := ms[len(ms)-1].version; current > latest {
-			return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade the binary", current, latest)
+		pending, err := schema.Pending(all, current)
+		if err != nil {
+			return err
 		}
-		for _, m := range ms {
-			if m.version <= current {
-				continue
+		for _, m := range pending {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("apply migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				return fmt.Errorf("record migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-				return fmt.Errorf("record migration %s: %w", m.name, err)
-			}
-			applied = append(applied, m.name)
+			applied = append(applied, m.Name)
 		}
 		return nil
 	})

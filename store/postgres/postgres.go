@@ -2,7 +2,8 @@
 // of the service on one database.
 //
 // Secrets are sealed with the service's secret key ([seal.Keyring]) before
-// they reach the database. Every change made through any replica (or by hand)
+// they reach the database, in the form store/atrest defines; a secret that
+// cannot be opened marks its account instead of failing reads. Every change made through any replica (or by hand)
 // is announced with NOTIFY on channel twilioguard_accounts, which
 // [Store.Watch] follows so that every replica can refresh its cache within a
 // moment of the change. The schema is created and upgraded by embedded
@@ -21,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/twilioguard/twilioguard/store/atrest"
 	"github.com/twilioguard/twilioguard/store/seal"
 )
 
@@ -42,9 +44,9 @@ const defaultConnectTimeout = 5 * time.Second
 
 // Store is an account store in PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	keys *seal.Keyring
-	log  *slog.Logger
+	pool  *pgxpool.Pool
+	codec *atrest.Codec
+	log   *slog.Logger
 }
 
 // Open connects to the database named by cfg.DSN and brings its schema up to
@@ -82,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	for _, name := range applied {
 		log.Info("applied database migration", "migration", name)
 	}
-	return &Store{pool: pool, keys: cfg.Keyring, log: log}, nil
+	return &Store{pool: pool, codec: atrest.New(cfg.Keyring), log: log}, nil
 }
 
 // Ping checks that the database answers.

@@ -1,16 +1,20 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/twilioguard/twilioguard/internal/pgtest"
 	"github.com/twilioguard/twilioguard/store"
@@ -25,11 +29,87 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func TestStore(t *testing.T) {
 	t.Parallel()
-	base := requireEnv(t, envDSN)[0]
-	keys := newKeyring(t)
-	storetest.Run(t, func(t *testing.T) storetest.Store {
-		return openStore(t, pgtest.NewDatabase(t, base), keys)
-	})
+	storetest.Run(t, backend(requireEnv(t, envDSN)[0]))
+}
+
+// backend gives storetest a fresh database on the server base names for
+// every store.
+func backend(base string) storetest.Backend {
+	var (
+		mu   sync.Mutex
+		dsns = map[storetest.Store]string{}
+	)
+	opened := func(s *postgres.Store, dsn string) storetest.Store {
+		mu.Lock()
+		defer mu.Unlock()
+		dsns[s] = dsn
+		return s
+	}
+	conn := func(t *testing.T, s storetest.Store) *pgx.Conn {
+		mu.Lock()
+		dsn := dsns[s]
+		mu.Unlock()
+		c, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.WithoutCancel(t.Context())) })
+		return c
+	}
+	return storetest.Backend{
+		Open: func(t *testing.T, keys *seal.Keyring) storetest.Store {
+			dsn := pgtest.NewDatabase(t, base)
+			return opened(openStore(t, dsn, keys), dsn)
+		},
+		Reopen: func(t *testing.T, s storetest.Store, keys *seal.Keyring) storetest.Store {
+			mu.Lock()
+			dsn := dsns[s]
+			mu.Unlock()
+			s.(*postgres.Store).Close()
+			return opened(openStore(t, dsn, keys), dsn)
+		},
+		Sealed: func(t *testing.T, s storetest.Store, sid, part string) string {
+			var v string
+			var err error
+			if id, ok := strings.CutPrefix(part, "shared_key:"); ok {
+				err = conn(t, s).QueryRow(t.Context(), `SELECT k->>'secret' FROM accounts, jsonb_array_elements(shared_keys) k
+					WHERE sid = $1 AND k->>'id' = $2`, sid, id).Scan(&v)
+			} else {
+				err = conn(t, s).QueryRow(t.Context(), "SELECT "+pgx.Identifier{part}.Sanitize()+" FROM accounts WHERE sid = $1", sid).Scan(&v)
+			}
+			if err != nil {
+				t.Fatalf("read %s of %s: %v", part, sid, err)
+			}
+			return v
+		},
+		Damage: func(t *testing.T, s storetest.Store, sid, part, value string) bool {
+			c := conn(t, s)
+			var (
+				tag pgconn.CommandTag
+				err error
+			)
+			secret, isSecret := strings.CutPrefix(part, "shared_key:")
+			algs, isAlgs := strings.CutPrefix(part, "algorithms:")
+			switch {
+			case part == "shared_keys":
+				tag, err = c.Exec(t.Context(), `UPDATE accounts SET shared_keys = '{"not": "a list"}' WHERE sid = $1`, sid)
+			case isSecret:
+				tag, err = c.Exec(t.Context(), `UPDATE accounts SET shared_keys = (
+					SELECT jsonb_agg(CASE WHEN k->>'id' = $2 THEN jsonb_set(k, '{secret}', to_jsonb($3::text)) ELSE k END ORDER BY i)
+					FROM jsonb_array_elements(shared_keys) WITH ORDINALITY AS x(k, i)) WHERE sid = $1`, sid, secret, value)
+			case isAlgs:
+				tag, err = c.Exec(t.Context(), `UPDATE accounts SET shared_keys = (
+					SELECT jsonb_agg(CASE WHEN k->>'id' = $2 THEN jsonb_set(k, '{algorithms}', to_jsonb(string_to_array($3, ','))) ELSE k END ORDER BY i)
+					FROM jsonb_array_elements(shared_keys) WITH ORDINALITY AS x(k, i)) WHERE sid = $1`, sid, algs, value)
+			default:
+				tag, err = c.Exec(t.Context(), "UPDATE accounts SET "+pgx.Identifier{part}.Sanitize()+" = $2 WHERE sid = $1", sid, value)
+			}
+			if err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("damage %s of %s: %d rows changed, %v; want 1", part, sid, tag.RowsAffected(), err)
+			}
+			return true
+		},
+	}
 }
 
 func TestOpenRequiresKeyring(t *testing.T) {
@@ -150,9 +230,9 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	}
 
 	// A store with another key cannot read the secrets.
-	other := openStore(t, dsn, newKeyring(t))
-	if _, err := other.Get(t.Context(), a.SID); !errors.Is(err, seal.ErrUnknownKey) {
-		t.Errorf("Get with another key: error = %v; want seal.ErrUnknownKey", err)
+	other, err := openStore(t, dsn, newKeyring(t)).Get(t.Context(), a.SID)
+	if err != nil || len(other.Unreadable) != 3 || other.AuthToken != "" {
+		t.Errorf("Get with another key: %d unreadable secrets, error %v; want 3, nil", len(other.Unreadable), err)
 	}
 
 	// Key rotation: reseal under a new primary key, then drop the old one.
@@ -302,5 +382,67 @@ func TestWatchReconnects(t *testing.T) {
 	}
 	if got := next(t, changes, 10*time.Second); got != a.SID {
 		t.Errorf("Watch callback after the restart = %q; want %q", got, a.SID)
+	}
+}
+
+// TestOpensEarlierDatabase opens a database as the first release left it:
+// schema version 1, secrets sealed (with key 0x07 repeated) before
+// store/atrest existed. Open migrates it and every value reads back.
+func TestOpensEarlierDatabase(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t, requireEnv(t, envDSN)[0])
+	first, err := os.ReadFile("migrations/0001_accounts.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (
+			version    integer     PRIMARY KEY,
+			name       text        NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, '0001_accounts.sql')`,
+		string(first),
+		`INSERT INTO accounts VALUES ('AC00000000000000000000000000000001', '{golden}', 'Golden',
+			'v1.1e79cb71.yrjTKwX_B8Qz8X510koH1Zn5Mn61cVeoDxKBSGvxYiZNzHg6mej2Sr2c8r48',
+			'v1.1e79cb71.TBlItqyNrBXYG5NUlfCqDUWOhW4Uac6K8XnKdTgje-lkc-d98_G8LNVo1gXw7n5fNQ',
+			'2040-01-01T00:00:00Z',
+			'[{"id": "key-1", "secret": "v1.1e79cb71.E-X5iWZzQ1cVl4RXFcbVzwCsWb5cRLd75g8zpjppQwDFNi0qkMsXtn_FCBHPurLD", "algorithms": ["HMAC_SHA256"]}]',
+			'2023-11-14T22:13:20Z', '2023-11-14T22:13:21Z', 3)`,
+		`INSERT INTO account_aliases VALUES ('golden', 'AC00000000000000000000000000000001')`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	keys, err := seal.NewKeyring(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := openStore(t, dsn, keys).Get(t.Context(), "golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &store.Account{
+		SID:                "AC00000000000000000000000000000001",
+		Aliases:            []string{"golden"},
+		FriendlyName:       "Golden",
+		AuthToken:          "golden-auth-token",
+		PreviousAuthToken:  "golden-previous-token",
+		PreviousExpireTime: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
+		SharedKeys: []store.SharedKey{{
+			ID: "key-1", Secret: "golden-shared-secret", Algorithms: []store.Algorithm{store.HMACSHA256},
+		}},
+		CreateTime: time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC),
+		UpdateTime: time.Date(2023, 11, 14, 22, 13, 21, 0, time.UTC),
+		Version:    3,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("account of an earlier release (-want +got):\n%s", d)
 	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -165,7 +166,11 @@ func (s *Store) bulkInsert(ctx context.Context, n int) error {
 			}
 			a := scaleAccount(i)
 			i++
-			tok, _, keys, err := s.sealSecrets(a)
+			sealed, err := s.codec.Seal(a)
+			if err != nil {
+				return nil, err
+			}
+			keys, err := json.Marshal(sealed.SharedKeys)
 			if err != nil {
 				return nil, err
 			}
@@ -176,7 +181,7 @@ func (s *Store) bulkInsert(ctx context.Context, n int) error {
 			if al == nil {
 				al = []string{}
 			}
-			return []any{a.SID, al, tok, string(keys), now, now, int64(1)}, nil
+			return []any{a.SID, al, sealed.AuthToken, string(keys), now, now, int64(1)}, nil
 		}))
 	if err != nil {
 		return err

@@ -136,6 +136,13 @@ func NewKeyring(primary []byte, old ...[]byte) (*Keyring, error) {
 // PrimaryID returns the id of the key that seals.
 func (k *Keyring) PrimaryID() string { return k.primary }
 
+// Has reports whether the keyring holds the key with this id, so that it
+// can open the values [SealedBy] says that key sealed.
+func (k *Keyring) Has(id string) bool {
+	_, ok := k.aeads[id]
+	return ok
+}
+
 // Seal encrypts plaintext with the primary key, bound to aad: the result
 // opens only with the same aad.
 func (k *Keyring) Seal(plaintext, aad string) (string, error) {
@@ -173,6 +180,13 @@ func (k *Keyring) Open(sealed, aad string) (string, error) {
 func (k *Keyring) NeedsReseal(sealed string) bool {
 	id, _, err := split(sealed)
 	return err != nil || id != k.primary
+}
+
+// SealedBy returns the id of the key a sealed value names, or an error
+// wrapping [ErrMalformed] when it is not a sealed value. It opens nothing.
+func SealedBy(sealed string) (string, error) {
+	id, _, err := split(sealed)
+	return id, err
 }
 
 // split returns the key id and payload of a sealed value.

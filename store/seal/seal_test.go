@@ -266,3 +266,37 @@ func TestHasOldKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSealedByAndHas(t *testing.T) {
+	t.Parallel()
+	rotated, err := seal.NewKeyring(key(2), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := rotated.Seal("s", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := seal.SealedBy(sealed)
+	if err != nil || id != seal.KeyID(key(2)) {
+		t.Errorf("SealedBy(sealed value) = %q, %v; want %q, nil", id, err, seal.KeyID(key(2)))
+	}
+	for _, bad := range []string{"", "plain", "v1.", "v1..payload", "v2.abcd1234.payload"} {
+		if id, err := seal.SealedBy(bad); !errors.Is(err, seal.ErrMalformed) {
+			t.Errorf("SealedBy(%q) = %q, %v; want ErrMalformed", bad, id, err)
+		}
+	}
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{seal.KeyID(key(1)), true},
+		{seal.KeyID(key(2)), true},
+		{seal.KeyID(key(3)), false},
+		{"", false},
+	} {
+		if got := rotated.Has(tt.id); got != tt.want {
+			t.Errorf("Has(%q) = %v; want %v", tt.id, got, tt.want)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 // Package sqlite is the embedded default account store: one SQLite database
 // file (pure-Go driver, so CGO_ENABLED=0 builds work) in WAL mode, with every
-// secret sealed by store/seal.
+// secret sealed by store/seal in the form store/atrest defines.
+//
+// One process at a time uses a database: [Open] takes an exclusive lock on
+// the file "<database>.lock", which names the holder's pid, and a second
+// [Open] fails with [ErrInUse] until the holder closes the store or exits.
 //
 // It passes the conformance suite in store/storetest. Migrations are embedded
 // and run by [Open].
@@ -16,12 +20,14 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/twilioguard/twilioguard/store"
+	"github.com/twilioguard/twilioguard/store/atrest"
 	"github.com/twilioguard/twilioguard/store/seal"
 )
 
@@ -29,13 +35,14 @@ import (
 // connection or process before it fails.
 const busyTimeout = 5 * time.Second
 
-// defaultPageSize is how many accounts [Store.All] reads per query.
+// defaultPageSize is how many accounts [Store.All], [Store.Reseal] and
+// [Store.KeyIDs] read per query.
 const defaultPageSize = 1000
 
 // Config configures [Open].
 type Config struct {
-	// Path is the database file; it is created (mode 0600) when missing.
-	// Its directory must exist.
+	// Path is the database file; it is created (mode 0600) when missing,
+	// and so is its lock file, Path+".lock". Its directory must exist.
 	Path string
 	// Keyring seals secrets with its primary key and opens them with any of
 	// its keys. Required.
@@ -51,13 +58,19 @@ type Store struct {
 	// reader serves read-only transactions, concurrently with the writer
 	// (WAL mode).
 	reader   *sql.DB
-	keys     *seal.Keyring
+	codec    *atrest.Codec
+	lock     *os.File // nil where there is no flock(2)
 	pageSize int
 	now      func() time.Time
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (creating it if needed) the database at cfg.Path and brings its
-// schema up to date.
+// schema up to date. It fails with an error wrapping [ErrInUse], naming the
+// file and the holder's pid, when another process or another Store of this
+// process has the database open.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("open sqlite store: no database path")
@@ -68,14 +81,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Keyring == nil {
 		return nil, errors.New("open sqlite store: no keyring")
 	}
+	lockFile, err := lock(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s, err := open(ctx, cfg, lockFile)
+	if err != nil {
+		if lockFile != nil {
+			lockFile.Close()
+		}
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	return s, nil
+}
+
+// open opens the database for [Open], which holds its lock.
+func open(ctx context.Context, cfg Config, lockFile *os.File) (*Store, error) {
 	// Create the file ourselves so that it (and SQLite's -wal and -shm
 	// files, which copy its mode) is private to this user.
 	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return nil, err
 	}
 
 	common := url.Values{}
@@ -87,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	w.Add("_pragma", "synchronous(NORMAL)")
 	writer, err := sql.Open("sqlite", cfg.Path+"?"+w.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return nil, err
 	}
 	writer.SetMaxOpenConns(1)
 	writer.SetConnMaxIdleTime(0)
@@ -96,28 +125,36 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	reader, err := sql.Open("sqlite", cfg.Path+"?"+r.Encode())
 	if err != nil {
 		writer.Close()
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return nil, err
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
 
-	s := &Store{writer: writer, reader: reader, keys: cfg.Keyring, pageSize: defaultPageSize, now: time.Now}
+	s := &Store{writer: writer, reader: reader, codec: atrest.New(cfg.Keyring), pageSize: defaultPageSize, now: time.Now}
 	// The writer opens first: it switches the file to WAL mode.
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return nil, err
 	}
 	if err := reader.PingContext(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open sqlite store: %w", wrapErr(err))
+		return nil, wrapErr(err)
 	}
+	s.lock = lockFile
 	return s, nil
 }
 
-// Close closes the database.
+// Close closes the database and then releases its lock. Calls after the
+// first return the first's result.
 func (s *Store) Close() error {
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
+		if s.lock != nil {
+			s.closeErr = errors.Join(s.closeErr, s.lock.Close())
+		}
+	})
+	return s.closeErr
 }
 
 // Ping reports whether the database can be read.
@@ -130,7 +167,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Get returns the account whose SID or alias is key, or an error wrapping
-// [store.ErrNotFound].
+// [store.ErrNotFound]. Secrets that cannot be read are named in
+// store.Account.Unreadable; they fail nothing.
 func (s *Store) Get(ctx context.Context, key string) (*store.Account, error) {
 	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -160,7 +198,7 @@ func (s *Store) Get(ctx context.Context, key string) (*store.Account, error) {
 }
 
 // List returns up to limit accounts whose SID sorts after afterSID, in SID
-// order. Pass "" to start at the beginning.
+// order. Pass "" to start at the beginning. A limit below 1 is an error.
 func (s *Store) List(ctx context.Context, afterSID string, limit int) ([]*store.Account, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("list accounts: limit %d, want > 0", limit)
@@ -210,15 +248,18 @@ func (s *Store) All(ctx context.Context, fn func(*store.Account) error) error {
 // expectedVersion 0 writes unconditionally; otherwise the account must exist
 // ([store.ErrNotFound]) with that version ([store.ErrVersionMismatch]). Put
 // sets Version (1 on create, one more on replace), CreateTime (kept on
-// replace) and UpdateTime. An alias used by another account fails with
-// [store.ErrAliasTaken]. Secrets are sealed with the keyring's primary key.
+// replace) and UpdateTime, and ignores a.Unreadable. An alias used by
+// another account (as alias or SID), or a SID that is another account's
+// alias, fails with [store.ErrAliasTaken]. Secrets are sealed with the
+// keyring's primary key.
 func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64) (*store.Account, error) {
 	if err := validate(a, expectedVersion); err != nil {
 		return nil, fmt.Errorf("put account: %w", err)
 	}
 	out := a.Clone()
+	out.Unreadable = nil
 	out.PreviousExpireTime = a.PreviousExpireTime.UTC()
-	sealed, err := s.sealAccount(out)
+	sealed, err := s.codec.Seal(out)
 	if err != nil {
 		return nil, fmt.Errorf("put account %s: %w", a.SID, err)
 	}
@@ -238,14 +279,16 @@ func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64
 	if err := checkVersion(exists, version, expectedVersion); err != nil {
 		return nil, fmt.Errorf("put account %s: %w", a.SID, err)
 	}
-	for _, alias := range a.Aliases {
-		var owner string
-		err := tx.QueryRowContext(ctx, "SELECT sid FROM account_aliases WHERE alias = ?", alias).Scan(&owner)
-		if err == nil && owner != a.SID {
-			return nil, fmt.Errorf("put account %s: alias %q: %w", a.SID, alias, store.ErrAliasTaken)
-		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	// A SID may not be another account's alias, nor an alias another's SID.
+	for _, name := range append([]string{a.SID}, a.Aliases...) {
+		var taken bool
+		if err := tx.QueryRowContext(ctx, `SELECT
+			EXISTS (SELECT 1 FROM account_aliases WHERE alias = ?1 AND sid <> ?2) OR
+			(?1 <> ?2 AND EXISTS (SELECT 1 FROM accounts WHERE sid = ?1))`, name, a.SID).Scan(&taken); err != nil {
 			return nil, fmt.Errorf("put account %s: %w", a.SID, wrapErr(err))
+		}
+		if taken {
+			return nil, fmt.Errorf("put account %s: %q: %w", a.SID, name, store.ErrAliasTaken)
 		}
 	}
 
@@ -260,17 +303,18 @@ func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64
 	}
 	if _, err := tx.ExecContext(ctx, `
 		INSERT INTO accounts (sid, friendly_name, auth_token, previous_auth_token,
-			previous_expire_time, create_time, update_time, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			previous_expire_time, suspended, create_time, update_time, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (sid) DO UPDATE SET
 			friendly_name = excluded.friendly_name,
 			auth_token = excluded.auth_token,
 			previous_auth_token = excluded.previous_auth_token,
 			previous_expire_time = excluded.previous_expire_time,
+			suspended = excluded.suspended,
 			update_time = excluded.update_time,
 			version = excluded.version`,
-		out.SID, out.FriendlyName, sealed.authToken, sealed.previousAuthToken,
-		nanos(out.PreviousExpireTime), out.CreateTime.UnixNano(), out.UpdateTime.UnixNano(), out.Version,
+		out.SID, out.FriendlyName, sealed.AuthToken, sealed.PreviousAuthToken,
+		nanos(out.PreviousExpireTime), out.Suspended, out.CreateTime.UnixNano(), out.UpdateTime.UnixNano(), out.Version,
 	); err != nil {
 		return nil, fmt.Errorf("put account %s: %w", a.SID, wrapErr(err))
 	}
@@ -285,10 +329,10 @@ func (s *Store) Put(ctx context.Context, a *store.Account, expectedVersion int64
 	if _, err := tx.ExecContext(ctx, "DELETE FROM shared_keys WHERE sid = ?", a.SID); err != nil {
 		return nil, fmt.Errorf("put account %s: %w", a.SID, wrapErr(err))
 	}
-	for i, k := range out.SharedKeys {
+	for i, k := range sealed.SharedKeys {
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO shared_keys (sid, key_id, position, secret, algorithms) VALUES (?, ?, ?, ?, ?)",
-			a.SID, k.ID, i, sealed.sharedKeys[i], joinAlgorithms(k.Algorithms),
+			a.SID, k.ID, i, k.Secret, joinAlgorithms(k.Algorithms),
 		); err != nil {
 			return nil, fmt.Errorf("put account %s: shared key %q: %w", a.SID, k.ID, wrapErr(err))
 		}

@@ -3,11 +3,11 @@ package sqlite_test
 import (
 	"bytes"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,9 +49,76 @@ func open(t *testing.T, path string, k *seal.Keyring) *sqlite.Store {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) storetest.Store {
-		return open(t, filepath.Join(t.TempDir(), "accounts.db"), keyring(t, 1))
-	})
+	storetest.Run(t, backend())
+}
+
+// backend gives storetest SQLite files in temporary directories.
+func backend() storetest.Backend {
+	var (
+		mu    sync.Mutex
+		paths = map[storetest.Store]string{}
+	)
+	opened := func(s *sqlite.Store, path string) storetest.Store {
+		mu.Lock()
+		defer mu.Unlock()
+		paths[s] = path
+		return s
+	}
+	pathOf := func(s storetest.Store) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return paths[s]
+	}
+	// column returns the table, column and row condition holding part.
+	column := func(t *testing.T, part string) (table, col, where string, args []any) {
+		if id, ok := strings.CutPrefix(part, "shared_key:"); ok {
+			return "shared_keys", "secret", " AND key_id = ?", []any{id}
+		}
+		if id, ok := strings.CutPrefix(part, "algorithms:"); ok {
+			return "shared_keys", "algorithms", " AND key_id = ?", []any{id}
+		}
+		if part != "auth_token" && part != "previous_auth_token" {
+			t.Fatalf("unknown part %q", part)
+		}
+		return "accounts", part, "", nil
+	}
+	return storetest.Backend{
+		Open: func(t *testing.T, keys *seal.Keyring) storetest.Store {
+			path := filepath.Join(t.TempDir(), "accounts.db")
+			return opened(open(t, path, keys), path)
+		},
+		Reopen: func(t *testing.T, s storetest.Store, keys *seal.Keyring) storetest.Store {
+			path := pathOf(s)
+			if err := s.(*sqlite.Store).Close(); err != nil {
+				t.Fatal(err)
+			}
+			return opened(open(t, path, keys), path)
+		},
+		Sealed: func(t *testing.T, s storetest.Store, sid, part string) string {
+			table, col, where, args := column(t, part)
+			var v string
+			if err := rawDB(t, pathOf(s)).QueryRowContext(t.Context(),
+				"SELECT "+col+" FROM "+table+" WHERE sid = ?"+where, append([]any{sid}, args...)...).Scan(&v); err != nil {
+				t.Fatalf("read %s of %s: %v", part, sid, err)
+			}
+			return v
+		},
+		Damage: func(t *testing.T, s storetest.Store, sid, part, value string) bool {
+			if part == "shared_keys" {
+				return false // each shared key is a row of its own
+			}
+			table, col, where, args := column(t, part)
+			res, err := rawDB(t, pathOf(s)).ExecContext(t.Context(),
+				"UPDATE "+table+" SET "+col+" = ? WHERE sid = ?"+where, append([]any{value, sid}, args...)...)
+			if err != nil {
+				t.Fatalf("damage %s of %s: %v", part, sid, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				t.Fatalf("damage %s of %s: %d rows changed, %v; want 1", part, sid, n, err)
+			}
+			return true
+		},
+	}
 }
 
 // account returns an account whose every secret is distinct and easy to find
@@ -191,8 +258,12 @@ func TestReopenPersists(t *testing.T) {
 	if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("schema_migrations has %d rows; want 1", n)
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("migration files: %v, %v", files, err)
+	}
+	if n != len(files) {
+		t.Errorf("schema_migrations has %d rows; want %d, one per migration", n, len(files))
 	}
 }
 
@@ -226,7 +297,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
-func TestKeyRotation(t *testing.T) {
+// TestResealPages rotates the key over more accounts than fit in a page.
+func TestResealPages(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
@@ -243,69 +315,24 @@ func TestKeyRotation(t *testing.T) {
 	}
 	s.Close()
 
-	// A keyring without the old key cannot open the secrets, and says so
-	// without revealing them.
-	wrong := open(t, path, keyring(t, 2))
-	_, err = wrong.Get(t.Context(), storetest.SID(0))
-	if !errors.Is(err, seal.ErrUnknownKey) {
-		t.Errorf("Get with an unknown key: error = %v; want seal.ErrUnknownKey", err)
-	}
-	if err != nil && strings.Contains(err.Error(), "SECRET") {
-		t.Errorf("Get error %q reveals a secret", err)
-	}
-
-	// New primary key, old key kept: everything opens; Reseal rewrites
-	// every secret (3 per account) without changing versions.
 	rotated := open(t, path, keyring(t, 2, 1))
 	sqlite.SetPageSize(rotated, 2)
 	n, err := rotated.Reseal(t.Context())
-	if err != nil {
-		t.Fatalf("Reseal error = %v", err)
+	if err != nil || n != 3*len(want) {
+		t.Errorf("Reseal in pages of 2 = %d, %v; want %d, nil", n, err, 3*len(want))
 	}
-	if n != 3*len(want) {
-		t.Errorf("Reseal rewrote %d secrets; want %d", n, 3*len(want))
+	ids, err := rotated.KeyIDs(t.Context())
+	if want := map[string]int{keyring(t, 2).PrimaryID(): 3 * len(want)}; err != nil || !cmp.Equal(want, ids) {
+		t.Errorf("KeyIDs in pages of 2 = %v, %v; want %v", ids, err, want)
 	}
-	if n, err := rotated.Reseal(t.Context()); err != nil || n != 0 {
-		t.Errorf("second Reseal = %d, %v; want 0, nil", n, err)
-	}
+	rotated.Close()
 
-	// Now the new key alone opens everything, unchanged.
-	newOnly := open(t, path, keyring(t, 2))
-	got, err := newOnly.List(t.Context(), "", 10)
+	got, err := open(t, path, keyring(t, 2)).List(t.Context(), "", 10)
 	if err != nil {
-		t.Fatalf("List with only the new key: error = %v", err)
+		t.Fatal(err)
 	}
 	if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
-		t.Errorf("accounts after reseal (-want +got):\n%s", d)
-	}
-}
-
-func TestSealedValuesAreBoundToTheirRow(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "accounts.db")
-	s := open(t, path, keyring(t, 1))
-	for i := range 2 {
-		if _, err := s.Put(t.Context(), account(i, "bind"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Copy account 0's sealed auth token over account 1's, and account 1's
-	// sealed previous token into its own auth token column.
-	db := rawDB(t, path)
-	if _, err := db.ExecContext(t.Context(),
-		"UPDATE accounts SET auth_token = (SELECT auth_token FROM accounts WHERE sid = ?) WHERE sid = ?",
-		storetest.SID(0), storetest.SID(1)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(t.Context(), storetest.SID(1)); !errors.Is(err, seal.ErrAuthentication) {
-		t.Errorf("Get(account with another account's sealed token) error = %v; want seal.ErrAuthentication", err)
-	}
-	if _, err := db.ExecContext(t.Context(),
-		"UPDATE accounts SET auth_token = previous_auth_token WHERE sid = ?", storetest.SID(0)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(t.Context(), storetest.SID(0)); !errors.Is(err, seal.ErrAuthentication) {
-		t.Errorf("Get(account with its previous token in the auth token column) error = %v; want seal.ErrAuthentication", err)
+		t.Errorf("accounts after reseal, read with the new key alone (-want +got):\n%s", d)
 	}
 }
 
@@ -363,10 +390,59 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestListLimit(t *testing.T) {
+
+// TestOpensEarlierDatabase opens a database as the first release left it:
+// schema version 1, secrets sealed (with key 0x07 repeated) before
+// store/atrest existed. Open migrates it and every value reads back.
+func TestOpensEarlierDatabase(t *testing.T) {
 	t.Parallel()
-	s := open(t, filepath.Join(t.TempDir(), "accounts.db"), keyring(t, 1))
-	if _, err := s.List(t.Context(), "", 0); err == nil {
-		t.Error("List(limit 0) succeeded; want error")
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	first, err := os.ReadFile("migrations/0001_accounts.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (
+			version      INTEGER NOT NULL PRIMARY KEY,
+			name         TEXT    NOT NULL,
+			applied_time INTEGER NOT NULL
+		) STRICT`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_accounts.sql', 0)`,
+		string(first),
+		`INSERT INTO accounts VALUES ('AC00000000000000000000000000000001', 'Golden',
+			'v1.1e79cb71.yrjTKwX_B8Qz8X510koH1Zn5Mn61cVeoDxKBSGvxYiZNzHg6mej2Sr2c8r48',
+			'v1.1e79cb71.TBlItqyNrBXYG5NUlfCqDUWOhW4Uac6K8XnKdTgje-lkc-d98_G8LNVo1gXw7n5fNQ',
+			2208988800000000000, 1700000000000000000, 1700000001000000000, 3)`,
+		`INSERT INTO account_aliases VALUES ('golden', 'AC00000000000000000000000000000001', 0)`,
+		`INSERT INTO shared_keys VALUES ('AC00000000000000000000000000000001', 'key-1', 0,
+			'v1.1e79cb71.E-X5iWZzQ1cVl4RXFcbVzwCsWb5cRLd75g8zpjppQwDFNi0qkMsXtn_FCBHPurLD', 'HMAC_SHA256')`,
+	} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	got, err := open(t, path, keyring(t, 7)).Get(t.Context(), "golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &store.Account{
+		SID:                "AC00000000000000000000000000000001",
+		Aliases:            []string{"golden"},
+		FriendlyName:       "Golden",
+		AuthToken:          "golden-auth-token",
+		PreviousAuthToken:  "golden-previous-token",
+		PreviousExpireTime: time.Unix(0, 2208988800000000000).UTC(),
+		SharedKeys: []store.SharedKey{{
+			ID: "key-1", Secret: "golden-shared-secret", Algorithms: []store.Algorithm{store.HMACSHA256},
+		}},
+		CreateTime: time.Unix(0, 1700000000000000000).UTC(),
+		UpdateTime: time.Unix(0, 1700000001000000000).UTC(),
+		Version:    3,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("account of an earlier release (-want +got):\n%s", d)
 	}
 }

@@ -5,13 +5,25 @@
 // Time values are compared to the microsecond, the precision of PostgreSQL,
 // and must come back in UTC. Nil and empty slices are treated as equal; the
 // order of aliases and shared keys is kept.
+//
+// What it pins, beyond plain reads and writes: optimistic concurrency and
+// alias uniqueness (against aliases and SIDs alike) under concurrent
+// writers; limits and invalid input refused without side effects, with no
+// secret in any error; the Suspended flag; key rotation (Reseal, KeyIDs);
+// and isolation: a record whose secrets cannot be read (sealed under another
+// key, bound to another account or field, malformed, an unknown algorithm, a
+// damaged list of shared keys) is returned by Get, List and All with those
+// secrets empty and named in store.Account.Unreadable, fails nothing else,
+// and is repaired by Put.
 package storetest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +32,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/twilioguard/twilioguard/store"
+	"github.com/twilioguard/twilioguard/store/seal"
 )
 
 // Store is the behaviour the suite checks.
@@ -37,11 +50,38 @@ type Store interface {
 	All(ctx context.Context, fn func(*store.Account) error) error
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
+	// Reseal seals again with the primary key every secret another key
+	// sealed, and returns how many it rewrote.
+	Reseal(ctx context.Context) (int, error)
+	// KeyIDs counts the stored sealed secrets by the id of the key that
+	// sealed them; values that name no key count under "".
+	KeyIDs(ctx context.Context) (map[string]int, error)
 }
 
-// Run runs the conformance suite. open must return a fresh, empty store on
-// each call and close it in t.Cleanup; subtests call it in parallel.
-func Run(t *testing.T, open func(t *testing.T) Store) {
+// Backend gives the suite the stores of one backend, and a way behind their
+// back to the records they keep.
+type Backend struct {
+	// Open returns a fresh, empty store that seals with keys, closed in
+	// t.Cleanup. Subtests call it in parallel.
+	Open func(t *testing.T, keys *seal.Keyring) Store
+	// Reopen closes s, a store that Open or Reopen returned, and returns a
+	// store on the same database that seals with keys, closed in t.Cleanup.
+	Reopen func(t *testing.T, s Store, keys *seal.Keyring) Store
+	// Sealed returns the stored, sealed form of one secret of account sid:
+	// part is "auth_token", "previous_auth_token" or "shared_key:<id>".
+	Sealed func(t *testing.T, s Store, sid, part string) string
+	// Damage overwrites one part of the stored record of account sid,
+	// behind the store's back. For the parts Sealed knows, value replaces
+	// the sealed secret; for "algorithms:<id>" it is a comma-separated list
+	// of algorithm names for that shared key; for "shared_keys" the whole
+	// list of shared keys is replaced by something that does not decode
+	// (value is ignored). A backend that does not keep a part as one value
+	// returns false.
+	Damage func(t *testing.T, s Store, sid, part, value string) bool
+}
+
+// Run runs the conformance suite on stores of b.
+func Run(t *testing.T, b Backend) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -52,15 +92,21 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Replace", testReplace},
 		{"BackendSetsMetadata", testBackendSetsMetadata},
 		{"VersionMismatch", testVersionMismatch},
+		{"NegativeVersion", testNegativeVersion},
 		{"AliasUniqueness", testAliasUniqueness},
+		{"AliasAndSIDClash", testAliasAndSIDClash},
 		{"AliasMove", testAliasMove},
 		{"SecretsRoundTrip", testSecretsRoundTrip},
 		{"PreviousTokenRoundTrip", testPreviousTokenRoundTrip},
+		{"Suspended", testSuspended},
 		{"List", testList},
+		{"ListLimit", testListLimit},
 		{"Delete", testDelete},
 		{"All", testAll},
 		{"AllStopsOnError", testAllStopsOnError},
 		{"ConcurrentPut", testConcurrentPut},
+		{"ConcurrentCreate", testConcurrentCreate},
+		{"ConcurrentAliasClaim", testConcurrentAliasClaim},
 		{"ReturnsCopies", testReturnsCopies},
 		{"InvalidAccount", testInvalidAccount},
 		{"Ping", testPing},
@@ -69,21 +115,59 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.fn(t, open(t))
+			tt.fn(t, b.Open(t, NewKeyring(t)))
 		})
 	}
+	secretTests := []struct {
+		name string
+		fn   func(t *testing.T, b Backend)
+	}{
+		{"UnknownKey", testUnknownKey},
+		{"DamagedRecords", testDamagedRecords},
+		{"Reseal", testReseal},
+		{"KeyIDsEmpty", testKeyIDsEmpty},
+	}
+	for _, tt := range secretTests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, b)
+		})
+	}
+}
+
+// NewKeyring returns a keyring with a fresh random primary key and the
+// given old keys.
+func NewKeyring(t *testing.T, old ...[]byte) *seal.Keyring {
+	t.Helper()
+	return keyring(t, newKey(), old...)
+}
+
+func newKey() []byte {
+	key := make([]byte, seal.KeySize)
+	rand.Read(key)
+	return key
+}
+
+func keyring(t *testing.T, primary []byte, old ...[]byte) *seal.Keyring {
+	t.Helper()
+	k, err := seal.NewKeyring(primary, old...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // SID returns a valid account SID made from n.
 func SID(n int) string { return fmt.Sprintf("AC%032x", n) }
 
 // newAccount returns a complete account with SID(n), distinct secrets and
-// aliases.
+// aliases; odd ones are suspended.
 func newAccount(n int) *store.Account {
 	return &store.Account{
 		SID:          SID(n),
 		Aliases:      []string{fmt.Sprintf("shop-%d", n), fmt.Sprintf("team-%d", n)},
 		FriendlyName: fmt.Sprintf("Account %d", n),
+		Suspended:    n%2 == 1,
 		AuthToken:    store.Secret(fmt.Sprintf("auth-token-%d-0123456789abcdef", n)),
 		SharedKeys: []store.SharedKey{{
 			ID:         fmt.Sprintf("key-%d", n),
@@ -234,7 +318,11 @@ func testBackendSetsMetadata(t *testing.T, s Store) {
 	in.Version = 42
 	in.CreateTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	in.UpdateTime = in.CreateTime
+	in.Unreadable = []string{"auth_token"}
 	put := mustPut(t, s, in, 0)
+	if len(put.Unreadable) != 0 || len(mustGet(t, s, SID(1)).Unreadable) != 0 {
+		t.Errorf("Put(account with Unreadable set): Unreadable = %q; want none (the caller's value is ignored)", put.Unreadable)
+	}
 	if put.Version != 1 {
 		t.Errorf("Version = %d; want 1 (the caller's value is ignored)", put.Version)
 	}
@@ -269,9 +357,11 @@ func testVersionMismatch(t *testing.T, s Store) {
 	stale := newAccount(1)
 	stale.FriendlyName = "stale write"
 	for _, expected := range []int64{v1.Version, v2.Version + 1} {
-		if _, err := s.Put(ctx, stale, expected); !errors.Is(err, store.ErrVersionMismatch) {
+		_, err := s.Put(ctx, stale, expected)
+		if !errors.Is(err, store.ErrVersionMismatch) {
 			t.Errorf("Put(expectedVersion=%d) with stored version %d: error = %v; want ErrVersionMismatch", expected, v2.Version, err)
 		}
+		noSecrets(t, err, stale)
 		if err := s.Delete(ctx, SID(1), expected); !errors.Is(err, store.ErrVersionMismatch) {
 			t.Errorf("Delete(expectedVersion=%d) with stored version %d: error = %v; want ErrVersionMismatch", expected, v2.Version, err)
 		}
@@ -285,6 +375,39 @@ func testVersionMismatch(t *testing.T, s Store) {
 	wantNotFound(t, s, SID(1))
 }
 
+func testNegativeVersion(t *testing.T, s Store) {
+	ctx := t.Context()
+	put := mustPut(t, s, newAccount(1), 0)
+	changed := newAccount(1)
+	changed.FriendlyName = "changed"
+	if _, err := s.Put(ctx, changed, -1); err == nil {
+		t.Error("Put(expectedVersion=-1) succeeded; want an error")
+	}
+	if err := s.Delete(ctx, SID(1), -1); err == nil {
+		t.Error("Delete(expectedVersion=-1) succeeded; want an error")
+	}
+	if d := diffAccount(put, mustGet(t, s, SID(1))); d != "" {
+		t.Errorf("refused writes changed the account (-want +got):\n%s", d)
+	}
+}
+
+// noSecrets fails the test when err's message holds a secret of a.
+func noSecrets(t *testing.T, err error, a *store.Account) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	secrets := []store.Secret{a.AuthToken, a.PreviousAuthToken}
+	for _, k := range a.SharedKeys {
+		secrets = append(secrets, k.Secret)
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(err.Error(), secret.Reveal()) {
+			t.Errorf("error %q holds a secret (%s)", err, secret.Fingerprint())
+		}
+	}
+}
+
 func testAliasUniqueness(t *testing.T, s Store) {
 	ctx := t.Context()
 	a := mustPut(t, s, newAccount(1), 0)
@@ -292,9 +415,11 @@ func testAliasUniqueness(t *testing.T, s Store) {
 	// Creating another account with a taken alias fails and creates nothing.
 	b := newAccount(2)
 	b.Aliases = []string{"fresh", "shop-1"}
-	if _, err := s.Put(ctx, b, 0); !errors.Is(err, store.ErrAliasTaken) {
+	_, err := s.Put(ctx, b, 0)
+	if !errors.Is(err, store.ErrAliasTaken) {
 		t.Errorf("Put(new account with a taken alias) error = %v; want ErrAliasTaken", err)
 	}
+	noSecrets(t, err, b)
 	wantNotFound(t, s, SID(2))
 	wantNotFound(t, s, "fresh")
 
@@ -314,6 +439,33 @@ func testAliasUniqueness(t *testing.T, s Store) {
 	// Keeping one's own aliases is fine.
 	if _, err := s.Put(ctx, newAccount(1), a.Version); err != nil {
 		t.Errorf("Put(account keeping its own aliases) error = %v", err)
+	}
+}
+
+func testAliasAndSIDClash(t *testing.T, s Store) {
+	ctx := t.Context()
+	a := mustPut(t, s, newAccount(1), 0)
+
+	// An alias may not be another account's SID.
+	b := newAccount(2)
+	b.Aliases = []string{SID(1)}
+	if _, err := s.Put(ctx, b, 0); !errors.Is(err, store.ErrAliasTaken) {
+		t.Errorf("Put(alias = another account's SID) error = %v; want ErrAliasTaken", err)
+	}
+	wantNotFound(t, s, SID(2))
+
+	// A SID may not be another account's alias.
+	c := newAccount(3)
+	c.Aliases = []string{SID(4)}
+	mustPut(t, s, c, 0)
+	if _, err := s.Put(ctx, newAccount(4), 0); !errors.Is(err, store.ErrAliasTaken) {
+		t.Errorf("Put(SID = another account's alias) error = %v; want ErrAliasTaken", err)
+	}
+	if got := mustGet(t, s, SID(4)); got.SID != SID(3) {
+		t.Errorf("Get(%s).SID = %q; want %q, whose alias it is", SID(4), got.SID, SID(3))
+	}
+	if d := diffAccount(a, mustGet(t, s, SID(1))); d != "" {
+		t.Errorf("refused writes changed another account (-want +got):\n%s", d)
 	}
 }
 
@@ -395,11 +547,32 @@ func testPreviousTokenRoundTrip(t *testing.T, s Store) {
 	}
 }
 
+func testSuspended(t *testing.T, s Store) {
+	in := newAccount(2)
+	if got := mustPut(t, s, in, 0); got.Suspended {
+		t.Error("Put(not suspended) returned Suspended = true")
+	}
+	in.Suspended = true
+	put := mustPut(t, s, in, 0)
+	if !put.Suspended || !mustGet(t, s, "shop-2").Suspended {
+		t.Error("after Put(suspended): Suspended = false; want true")
+	}
+	list, err := s.List(t.Context(), "", 10)
+	if err != nil || len(list) != 1 || !list[0].Suspended {
+		t.Errorf("List = %d accounts, %v; want the suspended one", len(list), err)
+	}
+	in.Suspended = false
+	mustPut(t, s, in, put.Version)
+	if mustGet(t, s, SID(2)).Suspended {
+		t.Error("after Put(not suspended): Suspended = true; want false")
+	}
+}
+
 func testList(t *testing.T, s Store) {
 	ctx := t.Context()
 	const n = 7
 	want := make([]*store.Account, n)
-	for _, i := range rand.Perm(n) {
+	for _, i := range mrand.Perm(n) {
 		want[i] = mustPut(t, s, newAccount(10*(i+1)), 0)
 	}
 
@@ -448,6 +621,18 @@ func testList(t *testing.T, s Store) {
 	}
 }
 
+func testListLimit(t *testing.T, s Store) {
+	mustPut(t, s, newAccount(1), 0)
+	for _, limit := range []int{0, -1} {
+		if got, err := s.List(t.Context(), "", limit); err == nil {
+			t.Errorf("List(limit %d) = %d accounts, nil; want an error", limit, len(got))
+		}
+	}
+	if got, err := s.List(t.Context(), "", 1); err != nil || len(got) != 1 {
+		t.Errorf("List(limit 1) = %d accounts, %v; want 1", len(got), err)
+	}
+}
+
 func testDelete(t *testing.T, s Store) {
 	ctx := t.Context()
 	mustPut(t, s, newAccount(1), 0)
@@ -474,6 +659,10 @@ func testDelete(t *testing.T, s Store) {
 }
 
 func testAll(t *testing.T, s Store) {
+	calls := 0
+	if err := s.All(t.Context(), func(*store.Account) error { calls++; return nil }); err != nil || calls != 0 {
+		t.Errorf("All on an empty store: %d calls, error %v; want 0, nil", calls, err)
+	}
 	const n = 25
 	want := make(map[string]*store.Account, n)
 	for i := range n {
@@ -564,6 +753,79 @@ func testConcurrentPut(t *testing.T, s Store) {
 	}
 }
 
+func testConcurrentCreate(t *testing.T, s Store) {
+	const writers = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		versions = map[int64]bool{}
+		errs     []error
+	)
+	for w := range writers {
+		wg.Go(func() {
+			a := newAccount(1)
+			a.FriendlyName = fmt.Sprintf("writer %d", w)
+			got, err := s.Put(t.Context(), a, 0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			versions[got.Version] = true
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("unconditional Puts of one new account: errors %v; want none", errs)
+	}
+	if len(versions) != writers {
+		t.Errorf("%d unconditional Puts returned %d distinct versions; want each its own", writers, len(versions))
+	}
+	if got := mustGet(t, s, SID(1)); got.Version != writers {
+		t.Errorf("Version after %d unconditional Puts = %d; want %d", writers, got.Version, writers)
+	}
+}
+
+func testConcurrentAliasClaim(t *testing.T, s Store) {
+	const writers = 8
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		wins   []string
+		others []error
+	)
+	for w := range writers {
+		wg.Go(func() {
+			a := newAccount(w)
+			a.Aliases = []string{"contested", fmt.Sprintf("own-%d", w)}
+			_, err := s.Put(t.Context(), a, 0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins = append(wins, a.SID)
+			case !errors.Is(err, store.ErrAliasTaken):
+				others = append(others, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(others) > 0 {
+		t.Fatalf("unexpected errors: %v", others)
+	}
+	if len(wins) != 1 {
+		t.Fatalf("%d accounts took one alias at once; want exactly 1", len(wins))
+	}
+	if got := mustGet(t, s, "contested"); got.SID != wins[0] {
+		t.Errorf("Get(contested).SID = %q; want the winner %q", got.SID, wins[0])
+	}
+	list, err := s.List(t.Context(), "", 100)
+	if err != nil || len(list) != 1 {
+		t.Errorf("List = %d accounts, %v; want only the winner", len(list), err)
+	}
+}
+
 // mutate changes every mutable part of a.
 func mutate(a *store.Account) {
 	a.FriendlyName = "mutated"
@@ -615,16 +877,23 @@ func testInvalidAccount(t *testing.T, s Store) {
 		{"empty SID", func(a *store.Account) { a.SID = "" }},
 		{"empty auth token", func(a *store.Account) { a.AuthToken = "" }},
 		{"duplicate alias", func(a *store.Account) { a.Aliases = []string{"x", "y", "x"} }},
+		{"empty alias", func(a *store.Account) { a.Aliases = []string{"x", ""} }},
 		{"duplicate shared key id", func(a *store.Account) {
 			a.SharedKeys = append(a.SharedKeys, store.SharedKey{ID: a.SharedKeys[0].ID, Secret: "other"})
 		}},
+		{"shared key without id", func(a *store.Account) { a.SharedKeys[0].ID = "" }},
+		{"shared key without secret", func(a *store.Account) { a.SharedKeys[0].Secret = "" }},
+		{"unknown algorithm", func(a *store.Account) { a.SharedKeys[0].Algorithms = []store.Algorithm{"HMAC_MD5"} }},
 	}
 	for _, tt := range tests {
 		a := newAccount(1)
+		a.PreviousAuthToken = "previous-token-0123456789"
 		tt.modify(a)
-		if got, err := s.Put(t.Context(), a, 0); err == nil {
+		got, err := s.Put(t.Context(), a, 0)
+		if err == nil {
 			t.Errorf("%s: Put = %+v, nil; want an error", tt.name, got)
 		}
+		noSecrets(t, err, a)
 	}
 	if list, err := s.List(t.Context(), "", 10); err != nil || len(list) != 0 {
 		t.Errorf("after invalid Puts: List = %d accounts, %v; want none", len(list), err)
