@@ -69,7 +69,7 @@ func FuzzURLVariants(f *testing.F) {
 	for _, s := range []string{
 		"https://example.com/sms", "HTTP://Example.com", "https://example.com:8443/a?b=c:d", "https://example.com:/a",
 		"https://[2001:db8::1]:8443/sms", "https://[::1]/x", "ftp://example.com/x", "https://user:p%40ss@example.com:8443/x?y=@",
-		"https://u@h?q", "https://h#f", "https://a@b@c:1/", "https://[::1", "https://h:99999/", "http://[::ffff:1.2.3.4]:80",
+		"https://u@h?q", "https://h#f", "https://h/a b", "HtTp://h/\x7f", "https://a@b@c:1/", "https://[::1", "https://h:99999/", "http://[::ffff:1.2.3.4]:80",
 	} {
 		f.Add(s)
 	}
@@ -83,6 +83,11 @@ func FuzzURLVariants(f *testing.F) {
 		}
 		if len(vs) == 0 || vs[0] != raw || len(vs) > maxVariants {
 			t.Fatalf("URLVariants(%q) = %q", raw, vs)
+		}
+		// The one input rule: http(s), no space, control character or DEL.
+		if lower := strings.ToLower(raw); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") ||
+			strings.IndexFunc(raw, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0 {
+			t.Fatalf("URLVariants accepted %q", raw)
 		}
 		u, _ := splitURL(raw)
 		seen := map[string]bool{}
