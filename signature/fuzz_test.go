@@ -2,6 +2,7 @@ package signature
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -182,6 +183,70 @@ func FuzzCheck(f *testing.F) {
 		req.Signature = base64.StdEncoding.EncodeToString(mac[:n])
 		if _, err := Check(req, creds); !errors.Is(err, ErrMismatch) {
 			t.Fatalf("Check of a tampered signature = %v, want ErrMismatch", err)
+		}
+	})
+}
+
+// FuzzAccountSids checks AccountSids against the parsers applications use:
+// every AccountSid that url.ParseQuery finds in a form body or the query,
+// and that encoding/json finds at the top level of a JSON body, is among
+// the values returned (while fewer than the maximum are), and the values
+// are distinct.
+func FuzzAccountSids(f *testing.F) {
+	for _, s := range []string{
+		"AccountSid=AC1&Account%53id=AC2", "%41ccountSid=A+B", "AccountSid=%zz", "AccountSid",
+		`{"AccountSid":"A","account_sid":"B"}`, `{"Account\u0053id":"\ud83d\ude00","x":[{"AccountSid":"N"}]}`,
+		`{"ACCOUNTSID":1}`, `[{"AccountSid":"A"}]`,
+	} {
+		f.Add("https://h/?AccountSid=Q", []byte(s), true)
+		f.Add("https://h/", []byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, rawURL string, body []byte, isFormBody bool) {
+		ct := "application/json"
+		if isFormBody {
+			ct = "application/x-www-form-urlencoded"
+		}
+		req := &Request{URL: rawURL, Body: body, ContentType: ct, HasBody: true}
+		got := AccountSids(req)
+		if len(got) > maxAccountSids {
+			t.Fatalf("AccountSids returned %d values", len(got))
+		}
+		seen := map[string]bool{}
+		for _, v := range got {
+			if seen[v] {
+				t.Fatalf("AccountSids repeats %q: %q", v, got)
+			}
+			seen[v] = true
+		}
+		if len(got) == maxAccountSids {
+			return
+		}
+		var want []string
+		if isFormBody {
+			vals, _ := url.ParseQuery(string(body))
+			want = append(want, vals["AccountSid"]...)
+		} else if utf8.Valid(body) {
+			var doc struct {
+				Camel *string `json:"AccountSid"`
+				Snake *string `json:"account_sid"`
+			}
+			if json.Unmarshal(body, &doc) == nil {
+				for _, v := range []*string{doc.Camel, doc.Snake} {
+					if v != nil {
+						want = append(want, *v)
+					}
+				}
+			}
+		}
+		query, _, _ := strings.Cut(rawURL, "#")
+		if _, query, ok := strings.Cut(query, "?"); ok {
+			vals, _ := url.ParseQuery(query)
+			want = append(want, vals["AccountSid"]...)
+		}
+		for _, v := range want {
+			if !seen[v] {
+				t.Fatalf("AccountSids(%q, %q) = %q, missing %q", rawURL, body, got, v)
+			}
 		}
 	})
 }
