@@ -1,8 +1,16 @@
 package signature
 
 import (
+	"crypto/hmac"
+	"crypto/sha1" //nolint:gosec // the floor is HMAC-SHA1, as Twilio signs
+	"errors"
+	"maps"
 	"net/url"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	twilio "github.com/twilio/twilio-go/client"
 )
@@ -92,34 +100,127 @@ func benchCases() []benchCase {
 	}
 }
 
-func BenchmarkVerify(b *testing.B) {
+// BenchmarkCompare runs each webhook through Verify, through twilio-go's
+// RequestValidator.Validate and through the floor: crypto/hmac made once,
+// then Reset, Write and Sum over the prebuilt strings to sign of the URL
+// variants the verdict needs (one for a valid signature; every variant,
+// here two, for an invalid one). ns/op and allocs/op are Verify's; the
+// custom metrics come from interleaved rounds of the three, so that a
+// machine busy with other work slows all of them alike:
+//
+//	floor-ns/op      the floor
+//	twilio-go-ns/op  twilio-go
+//	x-floor          Verify / floor (lower is better)
+//	x-twilio-go      twilio-go / Verify (how many times faster Verify is)
+func BenchmarkCompare(b *testing.B) {
+	rv := twilio.NewRequestValidator(benchToken)
 	for _, c := range benchCases() {
 		b.Run(c.name, func(b *testing.B) {
 			want := c.valid
-			b.ReportAllocs()
-			for b.Loop() {
+			engine := func() {
 				if err := Verify(benchToken, c.url, c.params, c.sig); (err == nil) != want {
 					b.Fatalf("Verify = %v", err)
 				}
 			}
-		})
-	}
-}
-
-func BenchmarkTwilioGoValidate(b *testing.B) {
-	rv := twilio.NewRequestValidator(benchToken)
-	for _, c := range benchCases() {
-		params := single(c.params)
-		b.Run(c.name, func(b *testing.B) {
-			want := c.valid
 			b.ReportAllocs()
 			for b.Loop() {
+				engine()
+			}
+			params := single(c.params)
+			other := func() {
 				if got := rv.Validate(c.url, params, c.sig); got != want {
 					b.Fatalf("Validate = %v", got)
 				}
 			}
+			ns := interleaved(b.Elapsed(), engine, floor(c), other)
+			reportRatios(b, ns[0], ns[1], ns[2])
 		})
 	}
+}
+
+// reportRatios reports the figures of an engine against the floor and
+// twilio-go, all in ns/op from the same interleaved rounds.
+func reportRatios(b *testing.B, engine, floor, twilioGo float64) {
+	b.ReportMetric(floor, "floor-ns/op")
+	b.ReportMetric(twilioGo, "twilio-go-ns/op")
+	b.ReportMetric(engine/floor, "x-floor")
+	b.ReportMetric(twilioGo/engine, "x-twilio-go")
+}
+
+// floor returns the standard-library HMAC-SHA1 of the strings to sign c's
+// verdict needs: the URL as received when the signature is valid, every URL
+// variant when it is not.
+func floor(c benchCase) func() {
+	urls, err := URLVariants(c.url)
+	if err != nil {
+		panic(err)
+	}
+	if c.valid {
+		urls = urls[:1]
+	}
+	var msgs [][]byte
+	for _, u := range urls {
+		msgs = append(msgs, []byte(stringToSign(u, c.params)))
+	}
+	mac := hmac.New(sha1.New, []byte(benchToken))
+	var sum [sha1.Size]byte
+	return func() {
+		for _, m := range msgs {
+			mac.Reset()
+			mac.Write(m)
+			mac.Sum(sum[:0])
+		}
+	}
+}
+
+// stringToSign builds Twilio's string to sign plainly: URL, then key+value
+// for each key in byte order and each distinct value in byte order.
+func stringToSign(rawURL string, params url.Values) string {
+	s := rawURL
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		vs := slices.Clone(params[k])
+		slices.Sort(vs)
+		for _, v := range slices.Compact(vs) {
+			s += k + v
+		}
+	}
+	return s
+}
+
+// interleaved runs fs in alternating rounds for about d in all and returns
+// the CPU time each one takes per call, in ns. Each round runs every
+// function for about the same time, and only the CPU time of the running
+// thread counts, so other work on the machine affects them alike and
+// little.
+func interleaved(d time.Duration, fs ...func()) []float64 {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	total := make([]time.Duration, len(fs))
+	calls := make([]int, len(fs))
+	batch := make([]int, len(fs))
+	for i := range batch {
+		batch[i] = 1
+	}
+	const rounds = 20
+	slice := max(d/rounds/time.Duration(len(fs)), time.Millisecond)
+	for start := time.Now(); time.Since(start) < d; {
+		for i, f := range fs {
+			t0 := threadCPU()
+			for range batch[i] {
+				f()
+			}
+			total[i] += threadCPU() - t0
+			calls[i] += batch[i]
+			// Size the next batch to take about one slice.
+			per := max(total[i]/time.Duration(calls[i]), 1)
+			batch[i] = max(1, int(slice/per))
+		}
+	}
+	ns := make([]float64, len(fs))
+	for i := range fs {
+		ns[i] = float64(total[i].Nanoseconds()) / float64(calls[i])
+	}
+	return ns
 }
 
 // encodeTwilio encodes params as Twilio does in a form body, in sorted key
@@ -169,4 +270,59 @@ func TestVerifyAllocs(t *testing.T) {
 			t.Errorf("%s: Verify allocates %v times, want at most 2", c.name, allocs)
 		}
 	}
+}
+
+// BenchmarkDiagnoseCost measures what a refused request costs when it is
+// also diagnosed, as the service does on a mismatch: Check with a signature
+// made by another token, then Diagnose, on form bodies of about 1 KB, 64 KB
+// and 1 MB (an SMS webhook whose Body is padded). ns/op is that pair's;
+// x-valid-check is its cost over a valid Check of the same request, both
+// from interleaved rounds.
+func BenchmarkDiagnoseCost(b *testing.B) {
+	creds := []Credential{{Name: "auth_token", Secret: benchToken}}
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"1KB", 1 << 10}, {"64KB", 64 << 10}, {"1MB", 1 << 20}} {
+		b.Run(size.name, func(b *testing.B) {
+			valid, invalid := largeRequests(size.n)
+			checkValid := func() {
+				if _, err := Check(valid, creds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			diagnosed := func() {
+				if _, err := Check(invalid, creds); !errors.Is(err, ErrMismatch) {
+					b.Fatal(err)
+				}
+				_ = Diagnose(invalid, creds)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				diagnosed()
+			}
+			ns := interleaved(b.Elapsed(), diagnosed, checkValid)
+			b.ReportMetric(ns[0]/ns[1], "x-valid-check")
+		})
+	}
+}
+
+// largeRequests returns an SMS webhook with a form body of about n bytes,
+// signed with benchToken and with another token.
+func largeRequests(n int) (valid, invalid *Request) {
+	params := url.Values{}
+	for k, v := range smsParams {
+		params[k] = v
+	}
+	params["Body"] = []string{""}
+	pad := n - len(params.Encode())
+	params["Body"] = []string{strings.Repeat("x", max(pad, 0))}
+	body := []byte(params.Encode())
+	req := func(token string) *Request {
+		return &Request{
+			URL: smsURL, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true,
+			Signature: Sign(token, smsURL, params),
+		}
+	}
+	return req(benchToken), req("wrong")
 }

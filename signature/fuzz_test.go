@@ -2,6 +2,7 @@ package signature
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -69,7 +70,7 @@ func FuzzURLVariants(f *testing.F) {
 	for _, s := range []string{
 		"https://example.com/sms", "HTTP://Example.com", "https://example.com:8443/a?b=c:d", "https://example.com:/a",
 		"https://[2001:db8::1]:8443/sms", "https://[::1]/x", "ftp://example.com/x", "https://user:p%40ss@example.com:8443/x?y=@",
-		"https://u@h?q", "https://h#f", "https://a@b@c:1/", "https://[::1", "https://h:99999/", "http://[::ffff:1.2.3.4]:80",
+		"https://u@h?q", "https://h#f", "https://h/a b", "HtTp://h/\x7f", "https://a@b@c:1/", "https://[::1", "https://h:99999/", "http://[::ffff:1.2.3.4]:80",
 	} {
 		f.Add(s)
 	}
@@ -83,6 +84,11 @@ func FuzzURLVariants(f *testing.F) {
 		}
 		if len(vs) == 0 || vs[0] != raw || len(vs) > maxVariants {
 			t.Fatalf("URLVariants(%q) = %q", raw, vs)
+		}
+		// The one input rule: http(s), no space, control character or DEL.
+		if lower := strings.ToLower(raw); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") ||
+			strings.IndexFunc(raw, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0 {
+			t.Fatalf("URLVariants accepted %q", raw)
 		}
 		u, _ := splitURL(raw)
 		seen := map[string]bool{}
@@ -177,6 +183,70 @@ func FuzzCheck(f *testing.F) {
 		req.Signature = base64.StdEncoding.EncodeToString(mac[:n])
 		if _, err := Check(req, creds); !errors.Is(err, ErrMismatch) {
 			t.Fatalf("Check of a tampered signature = %v, want ErrMismatch", err)
+		}
+	})
+}
+
+// FuzzAccountSids checks AccountSids against the parsers applications use:
+// every AccountSid that url.ParseQuery finds in a form body or the query,
+// and that encoding/json finds at the top level of a JSON body, is among
+// the values returned (while fewer than the maximum are), and the values
+// are distinct.
+func FuzzAccountSids(f *testing.F) {
+	for _, s := range []string{
+		"AccountSid=AC1&Account%53id=AC2", "%41ccountSid=A+B", "AccountSid=%zz", "AccountSid",
+		`{"AccountSid":"A","account_sid":"B"}`, `{"Account\u0053id":"\ud83d\ude00","x":[{"AccountSid":"N"}]}`,
+		`{"ACCOUNTSID":1}`, `[{"AccountSid":"A"}]`,
+	} {
+		f.Add("https://h/?AccountSid=Q", []byte(s), true)
+		f.Add("https://h/", []byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, rawURL string, body []byte, isFormBody bool) {
+		ct := "application/json"
+		if isFormBody {
+			ct = "application/x-www-form-urlencoded"
+		}
+		req := &Request{URL: rawURL, Body: body, ContentType: ct, HasBody: true}
+		got := AccountSids(req)
+		if len(got) > maxAccountSids {
+			t.Fatalf("AccountSids returned %d values", len(got))
+		}
+		seen := map[string]bool{}
+		for _, v := range got {
+			if seen[v] {
+				t.Fatalf("AccountSids repeats %q: %q", v, got)
+			}
+			seen[v] = true
+		}
+		if len(got) == maxAccountSids {
+			return
+		}
+		var want []string
+		if isFormBody {
+			vals, _ := url.ParseQuery(string(body))
+			want = append(want, vals["AccountSid"]...)
+		} else if utf8.Valid(body) {
+			var doc struct {
+				Camel *string `json:"AccountSid"`
+				Snake *string `json:"account_sid"`
+			}
+			if json.Unmarshal(body, &doc) == nil {
+				for _, v := range []*string{doc.Camel, doc.Snake} {
+					if v != nil {
+						want = append(want, *v)
+					}
+				}
+			}
+		}
+		query, _, _ := strings.Cut(rawURL, "#")
+		if _, query, ok := strings.Cut(query, "?"); ok {
+			vals, _ := url.ParseQuery(query)
+			want = append(want, vals["AccountSid"]...)
+		}
+		for _, v := range want {
+			if !seen[v] {
+				t.Fatalf("AccountSids(%q, %q) = %q, missing %q", rawURL, body, got, v)
+			}
 		}
 	})
 }

@@ -190,12 +190,21 @@ func Check(req *Request, creds []Credential) (Match, error) {
 	return s.check(req, creds)
 }
 
-// Validate reports whether req is well formed: its URL can be split into
-// the parts the variants are built from, it does not carry both Params and
-// a body, and a form body has only valid percent-escapes. It computes no MAC
-// and allocates nothing unless it fails. [Check] reports the same errors (all
-// wrapping [ErrMalformedRequest]); Validate lets a caller refuse malformed
-// input before it decides anything else.
+// Validate reports whether req is well formed. It is the one input check
+// of the package: [Check], [Verify], [VerifyBody] and [URLVariants] apply
+// the same rules and give the same errors, all wrapping
+// [ErrMalformedRequest]. A request is well formed when
+//   - its URL is absolute, starts with http:// or https:// (in any case),
+//     names a host, has a port that is a number up to 65535 when it has one,
+//     and has no byte below 0x21 and no 0x7f (no space and no control
+//     character: a request-target cannot carry them);
+//   - it does not carry both Params and a body;
+//   - a form body has only valid percent-escapes.
+//
+// The messages say what is wrong and where, and never quote the URL, which
+// may hold a password. Validate computes no MAC and allocates nothing unless
+// it fails, so a caller can refuse malformed input before it decides
+// anything else.
 func Validate(req *Request) error {
 	if _, err := splitURL(req.URL); err != nil {
 		return err

@@ -143,7 +143,7 @@ func TestURLVariants(t *testing.T) {
 		{"https://example.com:/a", []string{"https://example.com:/a", "https://example.com/a"}},
 		{"https://[2001:db8::1]:8443/sms", []string{"https://[2001:db8::1]:8443/sms", "https://[2001:db8::1]/sms"}},
 		{"https://[::1]/x", []string{"https://[::1]/x", "https://[::1]:443/x"}},
-		{"ftp://example.com/x", []string{"ftp://example.com/x"}},
+		{"hTTpS://h", []string{"hTTpS://h", "hTTpS://h:443"}},
 		{"https://user:p%40ss@example.com:8443/x?y=@", []string{
 			"https://user:p%40ss@example.com:8443/x?y=@",
 			"https://user:p%40ss@example.com/x?y=@",
@@ -166,13 +166,41 @@ func TestURLVariants(t *testing.T) {
 
 func TestURLVariantsErrors(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{
-		"", "example.com", "/sms", "https:/x", "https:///x", "https://user@/x", "https://[::1/x",
-		"https://[::1]x/", "https://a]b/", "https://h:12a/", "https://h:65536/", "https://h/\n", "1http://h/",
-		"https://[]/", "https://:443/",
+	// Each URL is refused with a message that names the problem and does
+	// not quote the URL (the secret in some of them must not appear).
+	for _, tt := range []struct{ in, msg string }{
+		{"", "empty URL"},
+		{"example.com", "http:// or https://"},
+		{"/sms", "http:// or https://"},
+		{"https:/x", "http:// or https://"},
+		{"ftp://example.com/x", "http:// or https://"},
+		{"wss://example.com/x", "http:// or https://"},
+		{"httpss://example.com/x", "http:// or https://"},
+		{"1http://h/", "http:// or https://"},
+		{"https:///x", "no host"},
+		{"https://user:secret@/x", "no host"},
+		{"https://[]/", "no host"},
+		{"https://:443/", "no host"},
+		{"https://[::1/x", "unterminated IPv6"},
+		{"https://[::1]x/", "after the IPv6 literal"},
+		{"https://a]b/", "misplaced bracket"},
+		{"https://h:12a/", "invalid port"},
+		{"https://u:secret@h:65536/", "invalid port"},
+		{"https://h/\n", "control character at byte 10"},
+		{"https://h/a b", "space or control character at byte 11"},
+		{"https://u:secret@h/\t", "at byte 19"},
+		{"https://h/\x00", "at byte 10"},
+		{"https://h/\x7f", "at byte 10"},
+		{" https://h/", "at byte 0"},
 	} {
-		if _, err := URLVariants(in); !errors.Is(err, ErrMalformedRequest) {
-			t.Errorf("URLVariants(%q) error = %v, want ErrMalformedRequest", in, err)
+		_, err := URLVariants(tt.in)
+		if !errors.Is(err, ErrMalformedRequest) {
+			t.Errorf("URLVariants(%q) error = %v, want ErrMalformedRequest", tt.in, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tt.msg) || strings.Contains(msg, "secret") ||
+			(len(tt.in) > 8 && strings.Contains(msg, tt.in)) {
+			t.Errorf("URLVariants(%q) error = %q, want it to say %q and not quote the URL", tt.in, msg, tt.msg)
 		}
 	}
 }
@@ -363,6 +391,14 @@ func TestValidate(t *testing.T) {
 		{"bad escape", Request{URL: "https://x.example/sms", Body: []byte("a=1&b=%z1"), ContentType: form, HasBody: true}, false},
 		{"escape cut short", Request{URL: "https://x.example/sms", Body: []byte("a=%4"), ContentType: form, HasBody: true}, false},
 		{"params and body", Request{URL: "https://x.example/sms", Params: url.Values{"a": {"1"}}, Body: []byte("a=1"), ContentType: form, HasBody: true}, false},
+		{"upper-case scheme", Request{URL: "HTTPS://x.example/sms"}, true},
+		{"other scheme", Request{URL: "ftp://x.example/sms"}, false},
+		{"space", Request{URL: "https://x.example/a b"}, false},
+		{"tab", Request{URL: "https://x.example/a\tb"}, false},
+		{"DEL", Request{URL: "https://x.example/a\x7fb"}, false},
+		{"no host", Request{URL: "https:///sms"}, false},
+		{"bad port", Request{URL: "https://x.example:0x1/sms"}, false},
+		{"high bytes are not control characters", Request{URL: "https://x.example/caf\xc3\xa9"}, true},
 	}
 	for _, tt := range tests {
 		err := Validate(&tt.req)

@@ -1,17 +1,20 @@
 package signature
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // urlParts is a URL split, without decoding anything, into the pieces the
 // variants recombine: scheme + userinfo + host + port + rest == raw.
 type urlParts struct {
 	raw      string
-	scheme   string // "https://", as received
+	scheme   string // "https://" or "http://", in the case received
 	userinfo string // "user:pass@", or ""
 	host     string // "example.com" or "[2001:db8::1]"
 	port     string // ":8443", ":" (empty port), or "" (none)
 	rest     string // path, query and fragment
-	defPort  string // ":443" for https, ":80" for http, "" otherwise
+	defPort  string // ":443" for https, ":80" for http
 }
 
 // query returns the query of u, without '?' and fragment.
@@ -25,35 +28,31 @@ func (u *urlParts) query() string {
 	return q
 }
 
-// splitURL splits raw into its parts. It rejects what is not an absolute
-// URL with a host: no scheme:// prefix, an empty host, a broken IPv6
-// literal, a port that is not a number up to 65535, or a control character.
-// Errors wrap ErrMalformedRequest and never quote the URL, which may hold a
-// password.
+// splitURL splits raw into its parts. It is the one check of a request's
+// URL: raw must be an absolute http:// or https:// URL (the scheme in any
+// case) with a host, a port that is a number up to 65535 when there is
+// one, and no byte below 0x21 (a control character or a space, which a
+// request-target cannot carry) and no DEL (0x7f). Errors wrap
+// ErrMalformedRequest and never quote the URL, which may hold a password.
 func splitURL(raw string) (urlParts, error) {
 	if raw == "" {
 		return urlParts{}, errorf("empty URL")
 	}
 	for i := range len(raw) {
-		if c := raw[i]; c < 0x20 || c == 0x7f {
-			return urlParts{}, errorf("URL contains a control character")
+		if c := raw[i]; c < 0x21 || c == 0x7f {
+			return urlParts{}, errorf("URL has a space or control character at byte " + strconv.Itoa(i))
 		}
 	}
-	i := 0
-	for i < len(raw) && isSchemeChar(raw[i], i == 0) {
-		i++
-	}
-	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
-		return urlParts{}, errorf("URL does not start with scheme://")
-	}
-	u := urlParts{raw: raw, scheme: raw[:i+3]}
+	u := urlParts{raw: raw}
 	switch {
-	case strings.EqualFold(raw[:i], "https"):
-		u.defPort = ":443"
-	case strings.EqualFold(raw[:i], "http"):
-		u.defPort = ":80"
+	case hasPrefixFold(raw, "https://"):
+		u.scheme, u.defPort = raw[:len("https://")], ":443"
+	case hasPrefixFold(raw, "http://"):
+		u.scheme, u.defPort = raw[:len("http://")], ":80"
+	default:
+		return urlParts{}, errorf("URL does not start with http:// or https://")
 	}
-	after := raw[i+3:]
+	after := raw[len(u.scheme):]
 	end := 0
 	for end < len(after) && after[end] != '/' && after[end] != '?' && after[end] != '#' {
 		end++
@@ -79,7 +78,7 @@ func splitURL(raw string) (urlParts, error) {
 	}
 	u.host, u.port = authority[:hostEnd], authority[hostEnd:]
 	if u.host == "" || u.host == "[]" {
-		return urlParts{}, errorf("URL has an empty host")
+		return urlParts{}, errorf("URL has no host")
 	}
 	inner := u.host
 	if u.host[0] == '[' {
@@ -94,17 +93,9 @@ func splitURL(raw string) (urlParts, error) {
 	return u, nil
 }
 
-// isSchemeChar reports whether c may appear in a URL scheme (RFC 3986 §3.1).
-func isSchemeChar(c byte, first bool) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		return true
-	case first:
-		return false
-	case '0' <= c && c <= '9', c == '+', c == '-', c == '.':
-		return true
-	}
-	return false
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // validPort reports whether p is "", ":" or ':' and a port number up to 65535.
@@ -170,15 +161,12 @@ func (u *urlParts) variants(dst *[maxVariants]variant) []variant {
 
 // appendPortVariant appends the variant of u with the given userinfo whose
 // port differs from the received one: the default port added, or the port
-// removed. There is none for a URL without port whose scheme has no default.
+// removed.
 func (u *urlParts) appendPortVariant(vs []variant, userinfo string) []variant {
-	switch {
-	case u.port != "":
+	if u.port != "" {
 		return append(vs, variant{u.scheme, userinfo, u.host, "", u.rest})
-	case u.defPort != "":
-		return append(vs, variant{u.scheme, userinfo, u.host, u.defPort, u.rest})
 	}
-	return vs
+	return append(vs, variant{u.scheme, userinfo, u.host, u.defPort, u.rest})
 }
 
 // URLVariants returns the URLs a signature for rawURL is checked against, in
@@ -186,8 +174,8 @@ func (u *urlParts) appendPortVariant(vs []variant, userinfo string) []variant {
 // has no port) or with its port removed (when it has one); and, when rawURL
 // carries user information (user:pass@), each of those without it. They are
 // built by string surgery on rawURL, so nothing is re-encoded and no case is
-// changed; IPv6 literals and user information are handled. The error wraps
-// [ErrMalformedRequest].
+// changed; IPv6 literals and user information are handled. A URL that
+// [Validate] refuses gives its error, which wraps [ErrMalformedRequest].
 func URLVariants(rawURL string) ([]string, error) {
 	u, err := splitURL(rawURL)
 	if err != nil {
