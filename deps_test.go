@@ -24,7 +24,7 @@ var rules = map[string][]string{
 	"store/schema":          {},
 	"store/sqlite":          {"store", "store/seal", "store/atrest", "store/schema"},
 	"store/postgres":        {"store", "store/seal", "store/atrest", "store/schema"},
-	"store/storetest":       {"store"},
+	"store/storetest":       {"store", "store/seal"},
 	"gen":                   {"gen"},
 	"internal/bound":        {},
 	"internal/connectguard": {},

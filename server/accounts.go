@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -84,6 +86,7 @@ func (s *Server) PutAccount(ctx context.Context, req *twilioguardv1.PutAccountRe
 			return nil, s.storeError("store account", err)
 		}
 		s.cache.set(stored)
+		s.logWrite(ctx, "put account", stored.SID, stored.Version)
 		return &twilioguardv1.PutAccountResponse{Account: accountToProto(stored)}, nil
 	}
 }
@@ -144,6 +147,7 @@ func (s *Server) DeleteAccount(ctx context.Context, req *twilioguardv1.DeleteAcc
 		return nil, s.storeError("delete account", err)
 	}
 	s.cache.remove(a.SID)
+	s.logWrite(ctx, "delete account", a.SID, a.Version)
 	return &twilioguardv1.DeleteAccountResponse{}, nil
 }
 
@@ -183,8 +187,16 @@ func (s *Server) RotateAuthToken(ctx context.Context, req *twilioguardv1.RotateA
 			return nil, s.storeError("rotate auth token", err)
 		}
 		s.cache.set(stored)
+		s.logWrite(ctx, "rotate auth token", stored.SID, stored.Version, slog.Time("previous_expire_time", stored.PreviousExpireTime))
 		return &twilioguardv1.RotateAuthTokenResponse{Account: accountToProto(stored)}, nil
 	}
+}
+
+// logWrite logs one admin write at Info: what, which account and the
+// version it left, never a secret.
+func (s *Server) logWrite(ctx context.Context, action, sid string, version int64, more ...slog.Attr) {
+	s.log.LogAttrs(ctx, slog.LevelInfo, "admin: "+action,
+		append([]slog.Attr{slog.String("account_sid", sid), slog.Int64("version", version)}, more...)...)
 }
 
 // get reads an account by SID or alias from the store.
@@ -228,9 +240,15 @@ func invalid(format string, args ...any) error {
 // clears it.
 func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing *store.Account) (*store.Account, error) {
 	in := req.Account
-	a := &store.Account{SID: in.Sid, FriendlyName: in.FriendlyName}
+	a := &store.Account{SID: in.Sid, FriendlyName: in.FriendlyName, Suspended: in.Suspended}
 	if len(in.FriendlyName) > maxFriendlyBytes {
 		return nil, fmt.Errorf("account.friendlyName: longer than %d bytes", maxFriendlyBytes)
+	}
+	switch {
+	case in.FriendlyName != "" && req.ClearFriendlyName:
+		return nil, errors.New("account.friendlyName given with clearFriendlyName")
+	case in.FriendlyName == "" && !req.ClearFriendlyName && existing != nil:
+		a.FriendlyName = existing.FriendlyName
 	}
 	if len(in.Aliases) > maxAliases {
 		return nil, fmt.Errorf("account.aliases: more than %d", maxAliases)
@@ -245,6 +263,12 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 		}
 		seen[al] = true
 		a.Aliases = append(a.Aliases, al)
+	}
+	switch {
+	case len(in.Aliases) > 0 && req.ClearAliases:
+		return nil, errors.New("account.aliases given with clearAliases")
+	case len(in.Aliases) == 0 && !req.ClearAliases && existing != nil:
+		a.Aliases = slices.Clone(existing.Aliases)
 	}
 
 	a.AuthToken = store.Secret(in.AuthToken)
@@ -282,7 +306,17 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 		if t.Year() < minYear || t.Year() > maxYear {
 			return nil, fmt.Errorf("account.previousExpireTime: year %d is outside %d-%d", t.Year(), minYear, maxYear)
 		}
+		// The grace window of a rotation is capped; a write cannot extend
+		// a previous token's life past the same cap.
+		if limit := s.cfg.Now().Add(maxGrace); t.After(limit) {
+			return nil, fmt.Errorf("account.previousExpireTime: more than %s from now; a previous token is accepted at most that long", maxGrace)
+		}
 		a.PreviousExpireTime = t
+	}
+	// An expired previous token is of no use: it is dropped, never stored
+	// again.
+	if a.PreviousAuthToken != "" && !s.cfg.Now().Before(a.PreviousExpireTime) {
+		a.PreviousAuthToken, a.PreviousExpireTime = "", time.Time{}
 	}
 
 	if len(in.SharedKeys) == 0 && !req.ClearSharedKeys && existing != nil {
@@ -357,6 +391,7 @@ func accountToProto(a *store.Account) *twilioguardv1.Account {
 		AuthTokenFingerprint:         a.AuthToken.Fingerprint(),
 		PreviousAuthTokenFingerprint: a.PreviousAuthToken.Fingerprint(),
 		Version:                      a.Version,
+		Suspended:                    a.Suspended,
 	}
 	if !a.PreviousExpireTime.IsZero() && a.PreviousAuthToken != "" {
 		out.PreviousExpireTime = timestamppb.New(a.PreviousExpireTime)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 	"github.com/twilioguard/twilioguard/signature"
@@ -406,4 +408,98 @@ func TestRotateAuthToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplaceKeepsWhatIsNotGiven checks that a replace keeps the aliases and
+// the friendly name it leaves empty (as it keeps secrets) unless cleared:
+// dropping aliases silently would make every route naming one answer 403.
+func TestReplaceKeepsWhatIsNotGiven(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, setup{})
+	admin := h.admin(protocols[0], adminToken)
+	put := func(req *twilioguardv1.PutAccountRequest) (*twilioguardv1.Account, error) {
+		resp, err := admin.PutAccount(t.Context(), req)
+		return resp.GetAccount(), err
+	}
+	got, err := put(&twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid1, AuthToken: token1}})
+	if err != nil || !slices.Equal(got.GetAliases(), []string{"main", "sales"}) || got.GetFriendlyName() != "Main account" {
+		t.Fatalf("replace without aliases or name = %v, %v; want both kept", got, err)
+	}
+	resp, err := h.verifier(protocols[0]).VerifyWebhook(t.Context(), withAccount(signedParams(token1, hookURL, smsParams(sid1)), "sales"))
+	if err != nil || !resp.GetValid() {
+		t.Errorf("verify by alias after the replace = %v, %v; want valid", resp, err)
+	}
+	got, err = put(&twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid1, Aliases: []string{"shop"}, FriendlyName: "Shop"}})
+	if err != nil || !slices.Equal(got.GetAliases(), []string{"shop"}) || got.GetFriendlyName() != "Shop" {
+		t.Errorf("replace with new aliases and name = %v, %v; want them", got, err)
+	}
+	got, err = put(&twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid1}, ClearAliases: true, ClearFriendlyName: true})
+	if err != nil || len(got.GetAliases()) != 0 || got.GetFriendlyName() != "" {
+		t.Errorf("replace clearing aliases and name = %v, %v; want none", got, err)
+	}
+	_, err = put(&twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid1, Aliases: []string{"x"}}, ClearAliases: true})
+	wantCode(t, "aliases with clearAliases", err, connect.CodeInvalidArgument)
+}
+
+// TestPreviousTokenLifetime checks that a write cannot keep a previous token
+// alive past the rotation cap, and that an expired one is dropped.
+func TestPreviousTokenLifetime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, setup{})
+	admin := h.admin(protocols[0], adminToken)
+	_, err := admin.PutAccount(t.Context(), &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{
+		Sid: sid2, PreviousAuthToken: token3, PreviousExpireTime: timestamppb.New(t0.Add(400 * 24 * time.Hour)),
+	}})
+	wantCode(t, "previous token for 400 days", err, connect.CodeInvalidArgument)
+
+	resp, err := admin.PutAccount(t.Context(), &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{
+		Sid: sid2, PreviousAuthToken: token3, PreviousExpireTime: timestamppb.New(t0.Add(-time.Minute)),
+	}})
+	if err != nil || resp.GetAccount().GetPreviousAuthTokenFingerprint() != "" {
+		t.Fatalf("put with an expired previous token = %v, %v; want it dropped", resp, err)
+	}
+	// sid1's previous token expires in an hour; once it has, any write
+	// drops it from the store.
+	h.clock.Advance(2 * time.Hour)
+	resp, err = admin.PutAccount(t.Context(), &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid1, FriendlyName: "renamed"}})
+	if err != nil || resp.GetAccount().GetPreviousAuthTokenFingerprint() != "" {
+		t.Errorf("write after the previous token expired = %v, %v; want the previous token purged", resp, err)
+	}
+	if a, _ := h.store.Get(t.Context(), sid1); a == nil || a.PreviousAuthToken != "" {
+		t.Errorf("stored account still holds its expired previous token")
+	}
+}
+
+// TestAdminWritesAreLogged checks one Info line per admin write, naming the
+// action, the account and its version, never a secret.
+func TestAdminWritesAreLogged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, setup{})
+	admin := h.admin(protocols[0], adminToken)
+	ctx := t.Context()
+	if _, err := admin.PutAccount(ctx, &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid3, AuthToken: token3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RotateAuthToken(ctx, &twilioguardv1.RotateAuthTokenRequest{Account: sid3, NewAuthToken: token3New}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.DeleteAccount(ctx, &twilioguardv1.DeleteAccountRequest{Account: sid3}); err != nil {
+		t.Fatal(err)
+	}
+	logs := h.logs.String()
+	for _, want := range []string{
+		`level=INFO msg="admin: put account" account_sid=` + sid3 + ` version=1`,
+		`level=INFO msg="admin: rotate auth token" account_sid=` + sid3 + ` version=2`,
+		`level=INFO msg="admin: delete account" account_sid=` + sid3 + ` version=2`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	assertNoSecrets(t, "the log", logs)
+}
+
+func withAccount(r *twilioguardv1.VerifyWebhookRequest, account string) *twilioguardv1.VerifyWebhookRequest {
+	r.Account = account
+	return r
 }

@@ -50,7 +50,7 @@ func TestRunLoadsOnce(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv, err := New(Config{Store: st, AdminToken: "admin", ResyncInterval: -1})
+			srv, err := New(Config{Store: st, AdminToken: "admin-token-0123456789", ResyncInterval: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,6 +54,8 @@ const (
 	DefaultMaxURLBytes    = 8 << 10
 	DefaultResyncInterval = time.Minute
 	DefaultGrace          = 24 * time.Hour
+	// MinAdminTokenBytes is the shortest admin token accepted.
+	MinAdminTokenBytes = 16
 	// DefaultMaxHintsPerSecond is the default of Config.MaxHintsPerSecond.
 	DefaultMaxHintsPerSecond = 100
 )
@@ -116,8 +118,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: no store")
 	}
-	if cfg.AdminToken == "" {
-		return nil, errors.New("server: empty admin token")
+	if len(cfg.AdminToken) < MinAdminTokenBytes {
+		return nil, fmt.Errorf("server: the admin token must have at least %d characters", MinAdminTokenBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
