@@ -50,7 +50,7 @@ var testSupport = []string{"signature", "gen", "internal/testserver", "internal/
 var testRules = map[string][]string{
 	"client":         {"middleware"},
 	"store/postgres": {"server"},
-	"internal/app":   {"client"},
+	"internal/app":   {"client", "store", "store/sqlite"},
 	"extauthz":       {"client", "server", "store"},
 }
 

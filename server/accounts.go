@@ -32,6 +32,12 @@ const (
 	maxGrace = 366 * 24 * time.Hour
 )
 
+// Names of unreadable secrets (store.Account.Unreadable).
+const (
+	unreadableAuthToken  = "auth_token"
+	unreadableSharedKeys = "shared_keys"
+)
+
 var (
 	sidPattern   = regexp.MustCompile(`^AC[0-9a-f]{32}$`)
 	aliasPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -178,6 +184,9 @@ func (s *Server) RotateAuthToken(ctx context.Context, req *twilioguardv1.RotateA
 		version := a.Version
 		a.PreviousAuthToken = a.AuthToken
 		a.PreviousExpireTime = s.cfg.Now().Add(grace).UTC()
+		if a.AuthToken == "" { // unreadable: nothing to keep; the rotation repairs it
+			a.PreviousAuthToken, a.PreviousExpireTime = "", time.Time{}
+		}
 		a.AuthToken = store.Secret(req.NewAuthToken)
 		stored, err := s.cfg.Store.Put(ctx, a, version)
 		if errors.Is(err, store.ErrVersionMismatch) && attempt < 3 {
@@ -273,6 +282,9 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 
 	a.AuthToken = store.Secret(in.AuthToken)
 	if in.AuthToken == "" && existing != nil {
+		if slices.Contains(existing.Unreadable, unreadableAuthToken) {
+			return nil, errors.New("account.authToken: the stored one cannot be read (sealed under another key, or damaged); give it again")
+		}
 		a.AuthToken = existing.AuthToken
 	}
 	if err := checkSecret("account.authToken", a.AuthToken.Reveal()); err != nil {
@@ -320,6 +332,14 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 	}
 
 	if len(in.SharedKeys) == 0 && !req.ClearSharedKeys && existing != nil {
+		for _, k := range existing.SharedKeys {
+			if k.Secret == "" {
+				return nil, fmt.Errorf("account.sharedKeys: the stored secret of key %q cannot be read; give the keys again or clear them", k.ID)
+			}
+		}
+		if slices.Contains(existing.Unreadable, unreadableSharedKeys) {
+			return nil, errors.New("account.sharedKeys: the stored keys cannot be read; give them again or clear them")
+		}
 		a.SharedKeys = existing.SharedKeys
 		return a, nil
 	}
@@ -341,6 +361,9 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 				if old.ID == k.Id {
 					sk.Secret = old.Secret
 				}
+			}
+			if sk.Secret == "" && slices.Contains(existing.Unreadable, "shared_key:"+k.Id) {
+				return nil, fmt.Errorf("account.sharedKeys[%d].secret: the stored one cannot be read; give it again", i)
 			}
 		}
 		if err := checkSecret(fmt.Sprintf("account.sharedKeys[%d].secret", i), sk.Secret.Reveal()); err != nil {
@@ -392,6 +415,7 @@ func accountToProto(a *store.Account) *twilioguardv1.Account {
 		PreviousAuthTokenFingerprint: a.PreviousAuthToken.Fingerprint(),
 		Version:                      a.Version,
 		Suspended:                    a.Suspended,
+		UnreadableSecrets:            a.Unreadable,
 	}
 	if !a.PreviousExpireTime.IsZero() && a.PreviousAuthToken != "" {
 		out.PreviousExpireTime = timestamppb.New(a.PreviousExpireTime)

@@ -18,6 +18,9 @@ type credentials struct {
 	previousToken string
 	previousUntil time.Time
 	sharedKeys    []sharedKey
+	// unreadable names the secrets the store could not read back; while
+	// there are any, a request none of the others verifies is undecidable.
+	unreadable []string
 }
 
 type sharedKey struct {
@@ -34,6 +37,7 @@ func newCredentials(a *store.Account) *credentials {
 		authToken:     a.AuthToken.Reveal(),
 		previousToken: a.PreviousAuthToken.Reveal(),
 		previousUntil: a.PreviousExpireTime,
+		unreadable:    a.Unreadable,
 	}
 	if len(a.SharedKeys) > 0 {
 		c.sharedKeys = make([]sharedKey, len(a.SharedKeys))
@@ -57,6 +61,8 @@ type cache struct {
 	names   map[string][]string // SID -> its aliases
 	loaded  bool
 	synced  time.Time
+	// nUnreadable counts the accounts with unreadable secrets.
+	nUnreadable int
 	// touched records the SIDs changed while a full load is reading the
 	// store (nil when none runs), so the load cannot bring back older data.
 	touched map[string]struct{}
@@ -106,6 +112,9 @@ func (c *cache) set(a *store.Account) {
 	c.touch(a.SID)
 	c.removeLocked(a.SID)
 	c.bySID[a.SID] = cr
+	if len(cr.unreadable) > 0 {
+		c.nUnreadable++
+	}
 	if len(a.Aliases) > 0 {
 		c.names[a.SID] = append([]string(nil), a.Aliases...)
 		for _, al := range a.Aliases {
@@ -136,6 +145,9 @@ func (c *cache) beginLoad() {
 }
 
 func (c *cache) removeLocked(sid string) {
+	if cr, ok := c.bySID[sid]; ok && len(cr.unreadable) > 0 {
+		c.nUnreadable--
+	}
 	for _, al := range c.names[sid] {
 		if c.aliases[al] == sid {
 			delete(c.aliases, al)
@@ -154,6 +166,9 @@ func (c *cache) replace(next *cache, now time.Time) {
 		next.removeLocked(sid)
 		if cr, ok := c.bySID[sid]; ok {
 			next.bySID[sid] = cr
+			if len(cr.unreadable) > 0 {
+				next.nUnreadable++
+			}
 			next.names[sid] = c.names[sid]
 			for _, al := range c.names[sid] {
 				next.aliases[al] = sid
@@ -161,7 +176,7 @@ func (c *cache) replace(next *cache, now time.Time) {
 		}
 	}
 	c.touched = nil
-	c.bySID, c.aliases, c.names = next.bySID, next.aliases, next.names
+	c.bySID, c.aliases, c.names, c.nUnreadable = next.bySID, next.aliases, next.names, next.nUnreadable
 	c.loaded = true
 	c.synced = now
 }
@@ -179,4 +194,11 @@ func (c *cache) status() (loaded bool, synced time.Time, size int) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.loaded, c.synced, len(c.bySID)
+}
+
+// unreadable counts the cached accounts with secrets that cannot be read.
+func (c *cache) unreadable() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.nUnreadable
 }

@@ -43,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "1 once the account cache has been loaded from the store.",
 		}, func() float64 { loaded, _, _ := s.cache.status(); return boolFloat(loaded) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "twilioguard_cache_unreadable_accounts",
+			Help: "Cached accounts with secrets that cannot be read (sealed under an unknown key, or damaged).",
+		}, func() float64 { return float64(s.cache.unreadable()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "twilioguard_cache_accounts",
 			Help: "Accounts held in the in-memory cache.",
 		}, func() float64 { _, _, n := s.cache.status(); return float64(n) }),

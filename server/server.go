@@ -317,13 +317,17 @@ type Status struct {
 	// LoadProblem says why the last full load failed, or is empty. It never
 	// holds a secret.
 	LoadProblem string
+	// Unreadable counts the accounts with secrets the store could not read
+	// back; their requests cannot be decided until an operator repairs them.
+	Unreadable int
 }
 
 // Status reports the server's status.
 func (s *Server) Status() Status {
 	loaded, synced, size := s.cache.status()
 	problem, _ := s.loadErr.Load().(string)
-	return Status{Loaded: loaded, Synced: synced, Accounts: size, StoreUp: s.storeUp.Load(), LoadProblem: problem}
+	return Status{Loaded: loaded, Synced: synced, Accounts: size, StoreUp: s.storeUp.Load(), LoadProblem: problem,
+		Unreadable: s.cache.unreadable()}
 }
 
 // adminAuth refuses AccountService calls without the admin bearer token.

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,7 +98,8 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 	}
 
 	resp := &twilioguardv1.VerifyWebhookResponse{}
-	acct, reason, hint := s.resolveAccount(req, sreq)
+	claimed := signature.AccountSids(sreq)
+	acct, reason, hint := s.resolveAccount(req, claimed)
 	if acct != nil {
 		resp.AccountSid = acct.sid
 	}
@@ -118,10 +118,25 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 
 	creds, keyReason := s.credentials(acct, settings, keyReason)
 	match, err := signature.Check(sreq, creds)
+	if err != nil && len(acct.unreadable) > 0 && !errors.Is(err, signature.ErrMalformedRequest) {
+		// A secret that cannot be read might have verified it: no answer
+		// can be given for this account until an operator repairs it.
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf(
+			"account %s: its %s cannot be read (sealed under a key this service does not hold, or damaged); "+
+				"an operator must put new values", acct.sid, strings.Join(acct.unreadable, ", ")))
+	}
+	other := ""
+	if req.Account == "" && len(claimed) > 1 && errors.Is(err, signature.ErrMismatch) {
+		other = s.signedByOther(sreq, claimed, acct.sid, settings)
+	}
 	switch {
 	case err == nil && reason == twilioguardv1.Reason_ACCOUNT_NOT_ALLOWED:
 		// Genuine, but signed by an account this route does not accept.
 		resp.Reason = reason
+	case err == nil && namesOther(claimed, acct.sid):
+		// Genuine, but the request also names another account, which an
+		// application may read instead of the verified one.
+		resp.Reason = twilioguardv1.Reason_ACCOUNT_MISMATCH
 	case err == nil:
 		c := creds[match.Credential]
 		resp.Valid = true
@@ -144,6 +159,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		resp.Reason = twilioguardv1.Reason_BODY_HASH_MISMATCH
 	case errors.Is(err, signature.ErrAlgorithmNotAllowed):
 		resp.Reason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
+	case other != "":
+		// Signed by another account the request names further on.
+		resp.AccountSid, resp.Reason = other, twilioguardv1.Reason_ACCOUNT_MISMATCH
 	default: // ErrMismatch, ErrNoCredentials
 		resp.Reason = twilioguardv1.Reason_SIGNATURE_MISMATCH
 		if s.hints.take(time.Now()) {
@@ -163,20 +181,16 @@ func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*sig
 		return nil, fmt.Errorf("too many allowedAccounts: %d (at most %d)", len(req.AllowedAccounts), maxAllowedAccounts)
 	}
 	sreq := &signature.Request{URL: req.Url, Signature: req.Signature}
-	bodyMode := len(req.Body) > 0 || req.ContentType != ""
-	if bodyMode && len(req.Params) > 0 {
-		return nil, errors.New("give either params or body, not both")
+	if len(req.Params) > s.cfg.MaxParams {
+		return nil, fmt.Errorf("too many params: %d (at most %d)", len(req.Params), s.cfg.MaxParams)
 	}
-	if !bodyMode {
-		if len(req.Params) > s.cfg.MaxParams {
-			return nil, fmt.Errorf("too many params: %d (at most %d)", len(req.Params), s.cfg.MaxParams)
+	if len(req.Params) > 0 {
+		sreq.Params = make(url.Values, len(req.Params))
+		for _, p := range req.Params {
+			sreq.Params[p.Key] = append(sreq.Params[p.Key], p.Value)
 		}
-		if len(req.Params) > 0 {
-			sreq.Params = make(url.Values, len(req.Params))
-			for _, p := range req.Params {
-				sreq.Params[p.Key] = append(sreq.Params[p.Key], p.Value)
-			}
-		}
+	}
+	if len(req.Body) == 0 && req.ContentType == "" {
 		return sreq, signature.Validate(sreq)
 	}
 	if len(req.Body) > s.cfg.MaxBodyBytes {
@@ -217,10 +231,10 @@ func (s *Server) checkURL(raw string) error {
 // resolveAccount finds the account a request names: the account field,
 // else the AccountSid field of the params, the query or a JSON body, else
 // the only allowed account. It also enforces allowedAccounts.
-func (s *Server) resolveAccount(req *twilioguardv1.VerifyWebhookRequest, sreq *signature.Request) (*credentials, twilioguardv1.Reason, string) {
+func (s *Server) resolveAccount(req *twilioguardv1.VerifyWebhookRequest, claimed []string) (*credentials, twilioguardv1.Reason, string) {
 	key := req.Account
-	if key == "" {
-		key = claimedAccountSid(sreq)
+	if key == "" && len(claimed) > 0 {
+		key = claimed[0] // only selects the credentials to try
 	}
 	if key == "" && len(req.AllowedAccounts) == 1 {
 		key = req.AllowedAccounts[0]
@@ -248,49 +262,36 @@ func (s *Server) resolveAccount(req *twilioguardv1.VerifyWebhookRequest, sreq *s
 	return acct, twilioguardv1.Reason_REASON_UNSPECIFIED, ""
 }
 
-// claimedAccountSid returns the AccountSid the request carries, if any. The
-// value is not trusted: it only selects which credentials to try.
-func claimedAccountSid(r *signature.Request) string {
-	if v := r.Params["AccountSid"]; len(v) > 0 {
-		return v[0]
-	}
-	if r.HasBody && r.ContentType == "application/x-www-form-urlencoded" {
-		if v, ok := formField(string(r.Body), "AccountSid"); ok {
-			return v
+// namesOther reports whether claimed (the accounts a request names
+// wherever an application may read them, see signature.AccountSids) holds
+// an account other than sid.
+func namesOther(claimed []string, sid string) bool {
+	for _, c := range claimed {
+		if c != sid {
+			return true
 		}
 	}
-	if _, query, ok := strings.Cut(r.URL, "?"); ok {
-		query, _, _ = strings.Cut(query, "#")
-		if v, ok := formField(query, "AccountSid"); ok {
-			return v
+	return false
+}
+
+// signedByOther looks, among the other accounts a request names, for one
+// whose credentials verify it: a request signed by one account that names
+// another first. It returns that account's SID, or "".
+func (s *Server) signedByOther(sreq *signature.Request, claimed []string, tried string, st signature.Settings) string {
+	for _, c := range claimed {
+		if c == tried {
+			continue
 		}
-	}
-	if body := bytes.TrimLeft(r.Body, " \t\r\n"); r.HasBody && len(body) > 0 && body[0] == '{' {
-		var doc struct {
-			AccountSid      string `json:"AccountSid"`
-			AccountSidSnake string `json:"account_sid"`
+		acct, ok := s.cache.lookup(c)
+		if !ok || acct.sid == tried {
+			continue
 		}
-		if json.Unmarshal(body, &doc) == nil {
-			if doc.AccountSid != "" {
-				return doc.AccountSid
-			}
-			return doc.AccountSidSnake
+		creds, _ := s.credentials(acct, st, twilioguardv1.Reason_REASON_UNSPECIFIED)
+		if _, err := signature.Check(sreq, creds); err == nil {
+			return acct.sid
 		}
 	}
 	return ""
-}
-
-// formField returns the decoded value of the first field name in an
-// application/x-www-form-urlencoded string.
-func formField(form, name string) (string, bool) {
-	for part := range strings.SplitSeq(form, "&") {
-		if v, ok := strings.CutPrefix(part, name+"="); ok {
-			if u, err := url.QueryUnescape(v); err == nil {
-				return u, true
-			}
-		}
-	}
-	return "", false
 }
 
 // parseSettings reads the X-Twilio-Webhooks-Signature-Settings header. An
@@ -323,11 +324,9 @@ func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason
 				continue
 			}
 			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
-			for _, alg := range k.algorithms {
-				if alg == st.Algorithm {
-					keyReason = twilioguardv1.Reason_REASON_UNSPECIFIED
-					creds = append(creds, signature.Credential{Name: k.id, Secret: k.secret, Algorithm: alg})
-				}
+			if signature.CheckAlgorithm(st.Algorithm, k.algorithms) == nil {
+				keyReason = twilioguardv1.Reason_REASON_UNSPECIFIED
+				creds = append(creds, signature.Credential{Name: k.id, Secret: k.secret, Algorithm: st.Algorithm})
 			}
 		}
 	}

@@ -314,7 +314,7 @@ func TestVerifyWebhookInvalidArgument(t *testing.T) {
 		{
 			"params and body",
 			&twilioguardv1.VerifyWebhookRequest{Url: hookURL, Params: sms, Body: []byte("a=b"), ContentType: formType, Signature: sig},
-			"either params or body",
+			"both params and a body",
 		},
 		{"too many params", &twilioguardv1.VerifyWebhookRequest{Url: hookURL, Params: many, Signature: sig, Account: sid1}, "too many params"},
 		{

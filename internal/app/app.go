@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,6 +138,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openStore(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.checkKey(ctx); err != nil {
+		return nil, err
+	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	scfg := cfg.Server
@@ -193,6 +197,50 @@ func (a *App) openStore(ctx context.Context) error {
 		return nil
 	}
 	return errors.New("--store: want empty (SQLite in --data-dir), sqlite:///path/file.db or postgres://…")
+}
+
+// checkKey compares the key ids the stored secrets name with the keyring:
+// when there are sealed secrets and none names a key the keyring holds,
+// the process was started with the wrong secret key and refuses to go on
+// (before it accepts a write sealed under that key); when only some do, it
+// warns and serves (those accounts answer Unavailable until repaired).
+func (a *App) checkKey(ctx context.Context) error {
+	ks, ok := a.store.(interface {
+		KeyIDs(context.Context) (map[string]int, error)
+	})
+	if !ok {
+		return nil
+	}
+	ids, err := ks.KeyIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("check the secret key against the store: %w", err)
+	}
+	known, unknown := 0, 0
+	var names []string
+	for id, n := range ids {
+		if a.keys.Has(id) {
+			known += n
+			continue
+		}
+		unknown += n
+		if id == "" {
+			id = "(damaged)"
+		}
+		names = append(names, id)
+	}
+	slices.Sort(names)
+	switch {
+	case unknown == 0:
+		return nil
+	case known == 0:
+		return fmt.Errorf("the secret key does not match the stored data: its %d sealed secrets name key ids %s, "+
+			"and this key's id is %s; start with the key they were sealed with (TWILIOGUARD_SECRET_KEY or "+
+			"--secret-key-file; several keys may be given, the current one first)",
+			unknown, strings.Join(names, ", "), a.keys.PrimaryID())
+	}
+	a.log.Warn("some stored secrets cannot be read with this secret key; their accounts cannot verify until put again",
+		"unreadable_secrets", unknown, "key_ids", strings.Join(names, ","), "key_id", a.keys.PrimaryID())
+	return nil
 }
 
 // Handler returns the handler of the main port: the VerifierService and

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ import (
 	"github.com/twilioguard/twilioguard/internal/app"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/signature"
+	"github.com/twilioguard/twilioguard/store"
+	"github.com/twilioguard/twilioguard/store/seal"
+	"github.com/twilioguard/twilioguard/store/sqlite"
 )
 
 const (
@@ -278,5 +282,74 @@ func TestShortAdminTokenRefused(t *testing.T) {
 	_, err := app.Open(t.Context(), app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: "x"})
 	if err == nil || !strings.Contains(err.Error(), "at least 16") {
 		t.Fatalf("Open with a 1-character admin token: %v; want a refusal", err)
+	}
+}
+
+// TestSecretKeyMismatch seals accounts under one key and starts the
+// service with another: with every stored secret under an unknown key it
+// refuses to start, naming the key ids; with only some, it serves the
+// others, says degraded without naming accounts, and the broken account can
+// be repaired.
+func TestSecretKeyMismatch(t *testing.T) {
+	t.Parallel()
+	k1, _ := seal.GenerateKey()
+	k2, _ := seal.GenerateKey()
+	dir := t.TempDir()
+	put := func(key, sid, token string) {
+		t.Helper()
+		raw, _ := seal.ParseKey(key)
+		ring, _ := seal.NewKeyring(raw)
+		st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, app.SQLiteFile), Keyring: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Put(t.Context(), &store.Account{SID: sid, AuthToken: store.Secret(token)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const sid2 = "ACfedcba9876543210fedcba9876543210"
+	put(k1, testSID, testToken)
+
+	raw, _ := seal.ParseKey(k2)
+	_, err := app.Open(t.Context(), app.Config{Addr: "127.0.0.1:0", DataDir: dir, AdminToken: adminToken, SecretKey: k2})
+	if err == nil || !strings.Contains(err.Error(), "does not match") || !strings.Contains(err.Error(), seal.KeyID(raw)) {
+		t.Fatalf("Open with the wrong key: %v; want a refusal naming the key ids", err)
+	}
+
+	put(k2, sid2, "fedcba9876543210fedcba9876543210")
+	s := start(t, func(c *app.Config) { c.DataDir, c.SecretKey = dir, k2 })
+	code, text := get(t, s.url+"/readyz")
+	if code != 200 || !strings.HasPrefix(text, "degraded: 1 of 2 accounts") || strings.Contains(text, testSID) {
+		t.Errorf("GET /readyz = %d %q; want degraded, counting without naming", code, text)
+	}
+	c, err := client.New(s.url, client.WithAdminToken(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	verify := func(sid, token string) (*twilioguardv1.VerifyWebhookResponse, error) {
+		body := "AccountSid=" + sid
+		params, _ := signature.ParseForm([]byte(body))
+		return c.VerifyWebhook(t.Context(), &twilioguardv1.VerifyWebhookRequest{Url: "https://example.com/sms", Body: []byte(body),
+			ContentType: "application/x-www-form-urlencoded", Signature: signature.Sign(token, "https://example.com/sms", params)})
+	}
+	if resp, err := verify(sid2, "fedcba9876543210fedcba9876543210"); err != nil || !resp.GetValid() {
+		t.Errorf("the readable account = %v, %v; want valid", resp, err)
+	}
+	if _, err := verify(testSID, testToken); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Errorf("the unreadable account: %v; want Unavailable", err)
+	}
+	if _, err := c.Accounts.PutAccount(t.Context(), &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: testSID, AuthToken: testToken}}); err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if resp, err := verify(testSID, testToken); err != nil || !resp.GetValid() {
+		t.Errorf("the repaired account = %v, %v; want valid", resp, err)
+	}
+	if code, text := get(t, s.url+"/readyz"); code != 200 || text != "ready: 2 accounts\n" {
+		t.Errorf("GET /readyz after the repair = %d %q", code, text)
+	}
+	if !strings.Contains(s.logs.String(), "cannot be read with this secret key") {
+		t.Errorf("no start-up warning about the unreadable secrets")
 	}
 }

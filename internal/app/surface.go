@@ -87,6 +87,10 @@ func readiness(st server.Status) (int, string) {
 	case !st.StoreUp:
 		return http.StatusOK, fmt.Sprintf("degraded: store unreachable; verifying from cache (%d accounts, last sync %s)\n",
 			st.Accounts, st.Synced.UTC().Format(time.RFC3339))
+	case st.Unreadable > 0:
+		return http.StatusOK, fmt.Sprintf("degraded: %d of %d accounts have secrets that cannot be read; "+
+			"their webhooks cannot be verified until they are put again (see GetAccount's unreadableSecrets)\n",
+			st.Unreadable, st.Accounts)
 	}
 	return http.StatusOK, fmt.Sprintf("ready: %d accounts\n", st.Accounts)
 }
