@@ -104,7 +104,7 @@ type Server struct {
 	loadErr atomic.Value // string: why the last full load failed, "" if it did not
 	hints   *budget
 	routes  *bound.Labels // route names as metric labels
-	loadMu  sync.Mutex // one full load at a time
+	loadMu  sync.Mutex    // one full load at a time
 }
 
 var (

@@ -57,7 +57,7 @@ func TestRequest(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		method, contentType, body string
-		wantBodyMode               bool
+		wantBodyMode              bool
 	}{
 		{"POST", "application/x-www-form-urlencoded", "a=1", true},
 		{"POST", "application/x-www-form-urlencoded", "", true}, // an empty form is still a form

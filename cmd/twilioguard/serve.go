@@ -81,4 +81,3 @@ func defaultDataDir(e env) string {
 	}
 	return "twilioguard-data"
 }
-

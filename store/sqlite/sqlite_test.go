@@ -390,7 +390,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-
 // TestOpensEarlierDatabase opens a database as the first release left it:
 // schema version 1, secrets sealed (with key 0x07 repeated) before
 // store/atrest existed. Open migrates it and every value reads back.
