@@ -442,6 +442,12 @@ func TestEnvoy(t *testing.T) {
 			wantUp: map[string][]string{"X-Twilioguard-Verified": {"true"}, "X-Twilio-Account-Sid": {sidA}, "X-Twilioguard-Shadow": nil},
 		},
 		{
+			name: "forged underscore spelling of a verified header is refused before any check",
+			req: request{path: "/twilio/sms?Foo=bar", contentType: formType, body: body, signature: signedA,
+				header: http.Header{"X_twilioguard_verified": {"true"}, "X_twilio_account_sid": {sidB}}},
+			wantCode: 400,
+		},
+		{
 			name:     "unsigned",
 			req:      request{path: "/twilio/sms?Foo=bar", contentType: formType, body: body},
 			wantCode: 403, wantBody: "Forbidden\n", wantCheck: "denied",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -409,4 +410,41 @@ func mustServer(s *extauthz.Server, err error) *extauthz.Server {
 		panic(err)
 	}
 	return s
+}
+
+// TestCallerChosenRoutesAreBounded sends Checks with thousands of distinct
+// route names, and with huge ones: the metric series, the route cache and
+// the log lines stay bounded, and a huge context extension is a
+// configuration error, not a new series.
+func TestCallerChosenRoutesAreBounded(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	var logs testserver.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s := mustServer(extauthz.NewServer(&fakeVerifier{resp: &twilioguardv1.VerifyWebhookResponse{Reason: twilioguardv1.Reason_MISSING_SIGNATURE}},
+		extauthz.WithRegisterer(reg), extauthz.WithLogger(log)))
+	for i := range 3000 {
+		if _, err := s.Check(t.Context(), check(map[string]string{"route": fmt.Sprintf("route-%d", i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("r", 4000) // under the extension limit, over the label limit
+	if _, err := s.Check(t.Context(), check(map[string]string{"route": long})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Check(t.Context(), check(map[string]string{"route": strings.Repeat("r", 2<<20)})); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("a 2 MB route: %v; want FailedPrecondition (misconfigured route)", err)
+	}
+	got := counters(t, reg, "twilioguard_extauthz_checks_total")
+	if len(got) > 102 {
+		t.Errorf("%d series of checks_total; want at most 102 (100 routes, other, and the misconfigured route's error)", len(got))
+	}
+	if got["mode=enforce,reason=MISSING_SIGNATURE,result=invalid,route=other"] < 2900 {
+		t.Errorf("routes past the cap were not counted as other: %v", got["mode=enforce,reason=MISSING_SIGNATURE,result=invalid,route=other"])
+	}
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if len(line) > 2000 {
+			t.Fatalf("a log line of %d bytes; want every caller string cut", len(line))
+		}
+	}
 }
