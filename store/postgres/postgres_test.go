@@ -184,12 +184,7 @@ func TestConcurrentOpen(t *testing.T) {
 func TestSecretsSealedAtRest(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t, requireEnv(t, envDSN)[0])
-	oldKey, newKey := newKey(t), newKey(t)
-	oldRing, err := seal.NewKeyring(oldKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := openStore(t, dsn, oldRing)
+	s := openStore(t, dsn, newKeyring(t))
 	a := &store.Account{
 		SID:                storetest.SID(1),
 		AuthToken:          "plain-auth-token-0123456789",
@@ -197,8 +192,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 		PreviousExpireTime: time.Now().Add(time.Hour),
 		SharedKeys:         []store.SharedKey{{ID: "k1", Secret: "plain-shared-secret-0123"}},
 	}
-	put, err := s.Put(t.Context(), a, 0)
-	if err != nil {
+	if _, err := s.Put(t.Context(), a, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -211,43 +205,13 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT accounts::text FROM accounts").Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(raw, a.SID) {
+		t.Fatalf("the stored row %q does not hold the SID; the search below is broken", raw)
+	}
 	for _, secret := range []string{"plain-auth-token", "plain-previous-token", "plain-shared-secret"} {
 		if strings.Contains(raw, secret) {
 			t.Errorf("the stored row contains %q in plaintext", secret)
 		}
-	}
-
-	// A store with another key cannot read the secrets.
-	other, err := openStore(t, dsn, newKeyring(t)).Get(t.Context(), a.SID)
-	if err != nil || len(other.Unreadable) != 3 || other.AuthToken != "" {
-		t.Errorf("Get with another key: %d unreadable secrets, error %v; want 3, nil", len(other.Unreadable), err)
-	}
-
-	// Key rotation: reseal under a new primary key, then drop the old one.
-	rotating, err := seal.NewKeyring(newKey, oldKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := openStore(t, dsn, rotating).Reseal(t.Context())
-	if err != nil {
-		t.Fatalf("Reseal: %v", err)
-	}
-	if n != 3 {
-		t.Errorf("Reseal rewrote %d secrets; want 3", n)
-	}
-	newRing, err := seal.NewKeyring(newKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := openStore(t, dsn, newRing).Get(t.Context(), a.SID)
-	if err != nil {
-		t.Fatalf("Get with only the new key after Reseal: %v", err)
-	}
-	if got.AuthToken != a.AuthToken || got.PreviousAuthToken != a.PreviousAuthToken || got.SharedKeys[0].Secret != a.SharedKeys[0].Secret {
-		t.Error("secrets changed by Reseal")
-	}
-	if got.Version != put.Version || !got.UpdateTime.Equal(put.UpdateTime) {
-		t.Errorf("Reseal changed version/update time: %d %v; want %d %v", got.Version, got.UpdateTime, put.Version, put.UpdateTime)
 	}
 }
 
