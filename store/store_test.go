@@ -37,3 +37,25 @@ func TestAccountCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountClone(t *testing.T) {
+	t.Parallel()
+	a := &store.Account{
+		SID:        "AC0123456789abcdef0123456789abcdef",
+		Aliases:    []string{"a"},
+		SharedKeys: []store.SharedKey{{ID: "k", Secret: "s", Algorithms: []store.Algorithm{store.HMACSHA1}}},
+		Suspended:  true,
+		Unreadable: []string{"auth_token"},
+	}
+	c := a.Clone()
+	c.Aliases[0], c.SharedKeys[0].ID, c.SharedKeys[0].Algorithms[0], c.Unreadable[0] = "x", "x", "x", "x"
+	if a.Aliases[0] != "a" || a.SharedKeys[0].ID != "k" || a.SharedKeys[0].Algorithms[0] != store.HMACSHA1 || a.Unreadable[0] != "auth_token" {
+		t.Errorf("changing a clone changed the original: %+v", a)
+	}
+	if !c.Suspended {
+		t.Error("Clone lost Suspended")
+	}
+	if n := (&store.Account{}).Clone(); n.Aliases != nil || n.SharedKeys != nil || n.Unreadable != nil {
+		t.Errorf("Clone of an empty account = %+v; want nil slices kept nil", n)
+	}
+}

@@ -1,7 +1,6 @@
 package atrest_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,48 +13,27 @@ import (
 
 	"github.com/twilioguard/twilioguard/store"
 	"github.com/twilioguard/twilioguard/store/atrest"
-	"github.com/twilioguard/twilioguard/store/seal"
+	"github.com/twilioguard/twilioguard/store/storetest"
 )
 
-func keyring(t *testing.T, primary byte, old ...byte) *seal.Keyring {
-	t.Helper()
-	var olds [][]byte
-	for _, b := range old {
-		olds = append(olds, bytes.Repeat([]byte{b}, seal.KeySize))
-	}
-	k, err := seal.NewKeyring(bytes.Repeat([]byte{primary}, seal.KeySize), olds...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-const sid = "AC00000000000000000000000000000001"
+var sid = storetest.SID(1)
 
 // TestOpensValuesSealedByEarlierReleases opens values that store/sqlite
-// wrote, with key 0x07 repeated, before this package existed: databases
-// written then must keep opening.
+// wrote before this package existed: databases written then must keep
+// opening.
 func TestOpensValuesSealedByEarlierReleases(t *testing.T) {
 	t.Parallel()
 	sealed := atrest.Secrets{
-		AuthToken:         "v1.1e79cb71.yrjTKwX_B8Qz8X510koH1Zn5Mn61cVeoDxKBSGvxYiZNzHg6mej2Sr2c8r48",
-		PreviousAuthToken: "v1.1e79cb71.TBlItqyNrBXYG5NUlfCqDUWOhW4Uac6K8XnKdTgje-lkc-d98_G8LNVo1gXw7n5fNQ",
+		AuthToken:         storetest.EarlierAuthToken,
+		PreviousAuthToken: storetest.EarlierPreviousAuthToken,
 		SharedKeys: []atrest.SharedKey{{
-			ID:         "key-1",
-			Secret:     "v1.1e79cb71.E-X5iWZzQ1cVl4RXFcbVzwCsWb5cRLd75g8zpjppQwDFNi0qkMsXtn_FCBHPurLD",
-			Algorithms: []store.Algorithm{store.HMACSHA256},
+			ID: "key-1", Secret: storetest.EarlierSharedKey, Algorithms: []store.Algorithm{store.HMACSHA256},
 		}},
 	}
 	a := &store.Account{SID: sid}
-	atrest.New(keyring(t, 7)).Open(a, sealed)
-	want := &store.Account{
-		SID:               sid,
-		AuthToken:         "golden-auth-token",
-		PreviousAuthToken: "golden-previous-token",
-		SharedKeys: []store.SharedKey{{
-			ID: "key-1", Secret: "golden-shared-secret", Algorithms: []store.Algorithm{store.HMACSHA256},
-		}},
-	}
+	atrest.New(storetest.Keyring(t, 7)).Open(a, sealed)
+	want := storetest.EarlierAccount()
+	want.Aliases, want.FriendlyName = nil, ""
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("Open(values of an earlier release) (-want +got):\n%s", d)
 	}
@@ -81,7 +59,7 @@ func secretsOf(a *store.Account) *store.Account {
 
 func TestSealOpen(t *testing.T) {
 	t.Parallel()
-	c := atrest.New(keyring(t, 1))
+	c := atrest.New(storetest.Keyring(t, 1))
 	in := account()
 	sealed, err := c.Seal(in)
 	if err != nil {
@@ -111,12 +89,12 @@ func TestSealOpen(t *testing.T) {
 
 func TestOpenUnreadable(t *testing.T) {
 	t.Parallel()
-	writer := atrest.New(keyring(t, 1))
+	writer := atrest.New(storetest.Keyring(t, 1))
 	sealed, err := writer.Seal(account())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := writer.Seal(&store.Account{SID: "AC00000000000000000000000000000002", AuthToken: "other"})
+	other, err := writer.Seal(&store.Account{SID: storetest.SID(2), AuthToken: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +105,7 @@ func TestOpenUnreadable(t *testing.T) {
 		want   *store.Account
 	}{{
 		name:   "unknown key",
-		reader: atrest.New(keyring(t, 2)),
+		reader: atrest.New(storetest.Keyring(t, 2)),
 		want: &store.Account{
 			SharedKeys: []store.SharedKey{{ID: "k1"}, {ID: "k2"}},
 			Unreadable: []string{"auth_token", "previous_auth_token", "shared_key:k1", "shared_key:k2"},
@@ -266,7 +244,7 @@ func sealedDB(t *testing.T, c *atrest.Codec, n int) *memDB {
 	db := &memDB{}
 	for i := range n {
 		a := account()
-		a.SID = fmt.Sprintf("AC%032x", i)
+		a.SID = storetest.SID(i)
 		s, err := c.Seal(a)
 		if err != nil {
 			t.Fatal(err)
@@ -279,11 +257,11 @@ func sealedDB(t *testing.T, c *atrest.Codec, n int) *memDB {
 func TestResealAndKeyIDs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	oldKeys, rotated, newKeys := keyring(t, 1), keyring(t, 2, 1), keyring(t, 2)
+	oldKeys, rotated, newKeys := storetest.Keyring(t, 1), storetest.Keyring(t, 2, 1), storetest.Keyring(t, 2)
 	oldID, newID := oldKeys.PrimaryID(), newKeys.PrimaryID()
 	db := sealedDB(t, atrest.New(oldKeys), 5)
 	// A value no key opens, and one that is not sealed at all.
-	stranger, err := atrest.New(keyring(t, 3)).Seal(&store.Account{SID: db.records[4].SID, AuthToken: "x"})
+	stranger, err := atrest.New(storetest.Keyring(t, 3)).Seal(&store.Account{SID: db.records[4].SID, AuthToken: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +272,7 @@ func TestResealAndKeyIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strangerID := keyring(t, 3).PrimaryID()
+	strangerID := storetest.Keyring(t, 3).PrimaryID()
 	want := map[string]int{oldID: 5*4 - 2, strangerID: 1, "": 1}
 	if d := cmp.Diff(want, counts); d != "" {
 		t.Errorf("KeyIDs before reseal (-want +got):\n%s", d)
@@ -338,13 +316,13 @@ func TestResealAndKeyIDs(t *testing.T) {
 
 func TestResealCountsCommittedPages(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t, atrest.New(keyring(t, 1)), 5)
+	db := sealedDB(t, atrest.New(storetest.Keyring(t, 1)), 5)
 	db.failOn = 2
-	n, err := atrest.New(keyring(t, 2, 1)).Reseal(t.Context(), db, 2)
+	n, err := atrest.New(storetest.Keyring(t, 2, 1)).Reseal(t.Context(), db, 2)
 	if !errors.Is(err, errInjected) || n != 2*4 {
 		t.Errorf("Reseal with the second page failing = %d, %v; want 8 (the first page), the failure", n, err)
 	}
-	if _, err := atrest.New(keyring(t, 1)).Reseal(t.Context(), db, 0); err == nil {
+	if _, err := atrest.New(storetest.Keyring(t, 1)).Reseal(t.Context(), db, 0); err == nil {
 		t.Error("Reseal(page size 0) succeeded; want an error")
 	}
 }

@@ -45,18 +45,13 @@ func requireEnv(t *testing.T, names ...string) []string {
 // newKeyring returns a keyring with a fresh random key.
 func newKeyring(t *testing.T) *seal.Keyring {
 	t.Helper()
-	k, err := seal.NewKeyring(newKey(t))
+	key := make([]byte, seal.KeySize)
+	rand.Read(key)
+	k, err := seal.NewKeyring(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func newKey(t *testing.T) []byte {
-	t.Helper()
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	return key
 }
 
 // openStore opens a store on dsn, closed when the test ends.

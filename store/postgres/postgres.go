@@ -3,12 +3,12 @@
 //
 // Secrets are sealed with the service's secret key ([seal.Keyring]) before
 // they reach the database, in the form store/atrest defines; a secret that
-// cannot be opened marks its account instead of failing reads. Every change made through any replica (or by hand)
-// is announced with NOTIFY on channel twilioguard_accounts, which
-// [Store.Watch] follows so that every replica can refresh its cache within a
-// moment of the change. The schema is created and upgraded by embedded
-// migrations that [Open] runs under an advisory lock, so replicas may start
-// together.
+// cannot be opened marks its account instead of failing reads. Every change
+// made through any replica (or by hand) is announced with NOTIFY on channel
+// twilioguard_accounts, which [Store.Watch] follows so that every replica can
+// refresh its cache within a moment of the change. The schema is created and
+// upgraded by embedded migrations that [Open] runs under an advisory lock, so
+// replicas may start together.
 //
 // Errors caused by an unreachable database wrap
 // [github.com/twilioguard/twilioguard/store.ErrUnavailable].

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twilioguard/twilioguard/store/sqlite"
+	"github.com/twilioguard/twilioguard/store/storetest"
 )
 
 // TestSecondOpenInProcess opens a database twice in one process: the second
@@ -20,7 +21,7 @@ import (
 func TestSecondOpenInProcess(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	first, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	first, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestSecondOpenInProcess(t *testing.T) {
 		t.Errorf("lock file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 
-	second, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	second, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err == nil {
 		second.Close()
 		t.Fatal("second Open of an open database succeeded; want ErrInUse")
@@ -51,7 +52,7 @@ func TestSecondOpenInProcess(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Errorf("second Close error = %v; want nil", err)
 	}
-	open(t, path, keyring(t, 1)) // the lock is free again
+	open(t, path, storetest.Keyring(t, 1)) // the lock is free again
 }
 
 // wantHolder fails the test unless msg names the database and the holder.
@@ -73,7 +74,7 @@ func TestHoldDatabase(t *testing.T) {
 	if path == "" {
 		t.Skip("runs only as the child process of TestSecondProcess")
 	}
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		fmt.Printf("error: %v\n", err)
 		return
@@ -128,7 +129,7 @@ func TestSecondProcess(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
 
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestSecondProcess(t *testing.T) {
 	if line != "holding" {
 		t.Fatalf("second process on a free database: %q; want it to open it", line)
 	}
-	if s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)}); err == nil {
+	if s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)}); err == nil {
 		s.Close()
 		t.Fatal("Open of a database another process holds succeeded; want ErrInUse")
 	} else {
@@ -159,5 +160,5 @@ func TestSecondProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	holder.Wait()
-	open(t, path, keyring(t, 1)) // the kernel released the dead holder's lock
+	open(t, path, storetest.Keyring(t, 1)) // the kernel released the dead holder's lock
 }

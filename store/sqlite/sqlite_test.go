@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,19 +18,6 @@ import (
 	"github.com/twilioguard/twilioguard/store/sqlite"
 	"github.com/twilioguard/twilioguard/store/storetest"
 )
-
-func keyring(t *testing.T, primary byte, old ...byte) *seal.Keyring {
-	t.Helper()
-	var olds [][]byte
-	for _, b := range old {
-		olds = append(olds, bytes.Repeat([]byte{b}, seal.KeySize))
-	}
-	k, err := seal.NewKeyring(bytes.Repeat([]byte{primary}, seal.KeySize), olds...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func open(t *testing.T, path string, k *seal.Keyring) *sqlite.Store {
 	t.Helper()
@@ -54,21 +40,6 @@ func TestConformance(t *testing.T) {
 
 // backend gives storetest SQLite files in temporary directories.
 func backend() storetest.Backend {
-	var (
-		mu    sync.Mutex
-		paths = map[storetest.Store]string{}
-	)
-	opened := func(s *sqlite.Store, path string) storetest.Store {
-		mu.Lock()
-		defer mu.Unlock()
-		paths[s] = path
-		return s
-	}
-	pathOf := func(s storetest.Store) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return paths[s]
-	}
 	// column returns the table, column and row condition holding part.
 	column := func(t *testing.T, part string) (table, col, where string, args []any) {
 		if id, ok := strings.CutPrefix(part, "shared_key:"); ok {
@@ -83,32 +54,31 @@ func backend() storetest.Backend {
 		return "accounts", part, "", nil
 	}
 	return storetest.Backend{
-		Open: func(t *testing.T, keys *seal.Keyring) storetest.Store {
+		Open: func(t *testing.T, keys *seal.Keyring) (storetest.Store, string) {
 			path := filepath.Join(t.TempDir(), "accounts.db")
-			return opened(open(t, path, keys), path)
+			return open(t, path, keys), path
 		},
-		Reopen: func(t *testing.T, s storetest.Store, keys *seal.Keyring) storetest.Store {
-			path := pathOf(s)
+		Reopen: func(t *testing.T, s storetest.Store, path string, keys *seal.Keyring) storetest.Store {
 			if err := s.(*sqlite.Store).Close(); err != nil {
 				t.Fatal(err)
 			}
-			return opened(open(t, path, keys), path)
+			return open(t, path, keys)
 		},
-		Sealed: func(t *testing.T, s storetest.Store, sid, part string) string {
+		Sealed: func(t *testing.T, path, sid, part string) string {
 			table, col, where, args := column(t, part)
 			var v string
-			if err := rawDB(t, pathOf(s)).QueryRowContext(t.Context(),
+			if err := rawDB(t, path).QueryRowContext(t.Context(),
 				"SELECT "+col+" FROM "+table+" WHERE sid = ?"+where, append([]any{sid}, args...)...).Scan(&v); err != nil {
 				t.Fatalf("read %s of %s: %v", part, sid, err)
 			}
 			return v
 		},
-		Damage: func(t *testing.T, s storetest.Store, sid, part, value string) bool {
+		Damage: func(t *testing.T, path, sid, part, value string) bool {
 			if part == "shared_keys" {
 				return false // each shared key is a row of its own
 			}
 			table, col, where, args := column(t, part)
-			res, err := rawDB(t, pathOf(s)).ExecContext(t.Context(),
+			res, err := rawDB(t, path).ExecContext(t.Context(),
 				"UPDATE "+table+" SET "+col+" = ? WHERE sid = ?"+where, append([]any{value, sid}, args...)...)
 			if err != nil {
 				t.Fatalf("damage %s of %s: %v", part, sid, err)
@@ -168,7 +138,7 @@ func readDir(t *testing.T, dir string) map[string][]byte {
 func TestNoPlaintextSecrets(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, "accounts.db"), Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, "accounts.db"), Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +188,7 @@ func TestNoPlaintextSecrets(t *testing.T) {
 func TestFileMode(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	open(t, path, keyring(t, 1))
+	open(t, path, storetest.Keyring(t, 1))
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +201,7 @@ func TestFileMode(t *testing.T) {
 func TestReopenPersists(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +213,7 @@ func TestReopenPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = open(t, path, keyring(t, 1))
+	s = open(t, path, storetest.Keyring(t, 1))
 	got, err := s.Get(t.Context(), "alias-1")
 	if err != nil {
 		t.Fatalf("Get after reopen error = %v", err)
@@ -281,7 +251,7 @@ func rawDB(t *testing.T, path string) *sql.DB {
 func TestNewerSchemaRefused(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +259,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if _, err := rawDB(t, path).ExecContext(t.Context(), "INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)"); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)}); err == nil {
+	if s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)}); err == nil {
 		s.Close()
 		t.Fatal("Open(database from a newer program) succeeded; want error")
 	} else if !strings.Contains(err.Error(), "newer") {
@@ -301,7 +271,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 func TestResealPages(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: keyring(t, 1)})
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,19 +285,19 @@ func TestResealPages(t *testing.T) {
 	}
 	s.Close()
 
-	rotated := open(t, path, keyring(t, 2, 1))
+	rotated := open(t, path, storetest.Keyring(t, 2, 1))
 	sqlite.SetPageSize(rotated, 2)
 	n, err := rotated.Reseal(t.Context())
 	if err != nil || n != 3*len(want) {
 		t.Errorf("Reseal in pages of 2 = %d, %v; want %d, nil", n, err, 3*len(want))
 	}
 	ids, err := rotated.KeyIDs(t.Context())
-	if want := map[string]int{keyring(t, 2).PrimaryID(): 3 * len(want)}; err != nil || !cmp.Equal(want, ids) {
+	if want := map[string]int{storetest.Keyring(t, 2).PrimaryID(): 3 * len(want)}; err != nil || !cmp.Equal(want, ids) {
 		t.Errorf("KeyIDs in pages of 2 = %v, %v; want %v", ids, err, want)
 	}
 	rotated.Close()
 
-	got, err := open(t, path, keyring(t, 2)).List(t.Context(), "", 10)
+	got, err := open(t, path, storetest.Keyring(t, 2)).List(t.Context(), "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +308,7 @@ func TestResealPages(t *testing.T) {
 
 func TestAllPages(t *testing.T) {
 	t.Parallel()
-	s := open(t, filepath.Join(t.TempDir(), "accounts.db"), keyring(t, 1))
+	s := open(t, filepath.Join(t.TempDir(), "accounts.db"), storetest.Keyring(t, 1))
 	sqlite.SetPageSize(s, 3)
 	calls := 0
 	if err := s.All(t.Context(), func(*store.Account) error { calls++; return nil }); err != nil || calls != 0 {
@@ -377,10 +347,10 @@ func TestOpenErrors(t *testing.T) {
 		name string
 		cfg  sqlite.Config
 	}{
-		{"no path", sqlite.Config{Keyring: keyring(t, 1)}},
+		{"no path", sqlite.Config{Keyring: storetest.Keyring(t, 1)}},
 		{"no keyring", sqlite.Config{Path: filepath.Join(dir, "a.db")}},
-		{"missing directory", sqlite.Config{Path: filepath.Join(dir, "missing", "a.db"), Keyring: keyring(t, 1)}},
-		{"query in path", sqlite.Config{Path: filepath.Join(dir, "a.db?mode=ro"), Keyring: keyring(t, 1)}},
+		{"missing directory", sqlite.Config{Path: filepath.Join(dir, "missing", "a.db"), Keyring: storetest.Keyring(t, 1)}},
+		{"query in path", sqlite.Config{Path: filepath.Join(dir, "a.db?mode=ro"), Keyring: storetest.Keyring(t, 1)}},
 	}
 	for _, tt := range tests {
 		if s, err := sqlite.Open(t.Context(), tt.cfg); err == nil {
@@ -409,13 +379,12 @@ func TestOpensEarlierDatabase(t *testing.T) {
 		) STRICT`,
 		`INSERT INTO schema_migrations VALUES (1, '0001_accounts.sql', 0)`,
 		string(first),
-		`INSERT INTO accounts VALUES ('AC00000000000000000000000000000001', 'Golden',
-			'v1.1e79cb71.yrjTKwX_B8Qz8X510koH1Zn5Mn61cVeoDxKBSGvxYiZNzHg6mej2Sr2c8r48',
-			'v1.1e79cb71.TBlItqyNrBXYG5NUlfCqDUWOhW4Uac6K8XnKdTgje-lkc-d98_G8LNVo1gXw7n5fNQ',
+		`INSERT INTO accounts VALUES ('` + storetest.SID(1) + `', 'Golden',
+			'` + storetest.EarlierAuthToken + `', '` + storetest.EarlierPreviousAuthToken + `',
 			2208988800000000000, 1700000000000000000, 1700000001000000000, 3)`,
-		`INSERT INTO account_aliases VALUES ('golden', 'AC00000000000000000000000000000001', 0)`,
-		`INSERT INTO shared_keys VALUES ('AC00000000000000000000000000000001', 'key-1', 0,
-			'v1.1e79cb71.E-X5iWZzQ1cVl4RXFcbVzwCsWb5cRLd75g8zpjppQwDFNi0qkMsXtn_FCBHPurLD', 'HMAC_SHA256')`,
+		`INSERT INTO account_aliases VALUES ('golden', '` + storetest.SID(1) + `', 0)`,
+		`INSERT INTO shared_keys VALUES ('` + storetest.SID(1) + `', 'key-1', 0,
+			'` + storetest.EarlierSharedKey + `', 'HMAC_SHA256')`,
 	} {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {
 			t.Fatal(err)
@@ -423,24 +392,15 @@ func TestOpensEarlierDatabase(t *testing.T) {
 	}
 	db.Close()
 
-	got, err := open(t, path, keyring(t, 7)).Get(t.Context(), "golden")
+	got, err := open(t, path, storetest.Keyring(t, 7)).Get(t.Context(), "golden")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &store.Account{
-		SID:                "AC00000000000000000000000000000001",
-		Aliases:            []string{"golden"},
-		FriendlyName:       "Golden",
-		AuthToken:          "golden-auth-token",
-		PreviousAuthToken:  "golden-previous-token",
-		PreviousExpireTime: time.Unix(0, 2208988800000000000).UTC(),
-		SharedKeys: []store.SharedKey{{
-			ID: "key-1", Secret: "golden-shared-secret", Algorithms: []store.Algorithm{store.HMACSHA256},
-		}},
-		CreateTime: time.Unix(0, 1700000000000000000).UTC(),
-		UpdateTime: time.Unix(0, 1700000001000000000).UTC(),
-		Version:    3,
-	}
+	want := storetest.EarlierAccount()
+	want.PreviousExpireTime = time.Unix(0, 2208988800000000000).UTC()
+	want.CreateTime = time.Unix(0, 1700000000000000000).UTC()
+	want.UpdateTime = time.Unix(0, 1700000001000000000).UTC()
+	want.Version = 3
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("account of an earlier release (-want +got):\n%s", d)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -59,8 +60,8 @@ func readAll(t *testing.T, s Store, sids ...string) map[string]*store.Account {
 	for _, sid := range sids {
 		a := mustGet(t, s, sid)
 		if len(a.Aliases) > 0 {
-			if d := diffAccount(a, mustGet(t, s, a.Aliases[0])); d != "" {
-				t.Errorf("Get(%q) differs from Get(%s) (-want +got):\n%s", a.Aliases[0], sid, d)
+			if diff := diffAccount(a, mustGet(t, s, a.Aliases[0])); diff != "" {
+				t.Errorf("Get(%q) differs from Get(%s) (-want +got):\n%s", a.Aliases[0], sid, diff)
 			}
 		}
 		got[sid] = a
@@ -77,51 +78,74 @@ func readAll(t *testing.T, s Store, sids ...string) map[string]*store.Account {
 		t.Errorf("List gave %d accounts, All %d; want %d", len(list), len(all), len(sids))
 	}
 	for _, a := range list {
-		if d := diffAccount(got[a.SID], a); d != "" {
-			t.Errorf("List: %s differs from Get (-want +got):\n%s", a.SID, d)
+		if diff := diffAccount(got[a.SID], a); diff != "" {
+			t.Errorf("List: %s differs from Get (-want +got):\n%s", a.SID, diff)
 		}
-		if d := diffAccount(got[a.SID], all[a.SID]); d != "" {
-			t.Errorf("All: %s differs from Get (-want +got):\n%s", a.SID, d)
+		if diff := diffAccount(got[a.SID], all[a.SID]); diff != "" {
+			t.Errorf("All: %s differs from Get (-want +got):\n%s", a.SID, diff)
 		}
 	}
 	return got
+}
+
+// database is a store of the backend under test and where its database
+// is.
+type database struct {
+	t  *testing.T
+	b  Backend
+	s  Store
+	db string
+}
+
+func open(t *testing.T, b Backend, keys *seal.Keyring) *database {
+	s, db := b.Open(t, keys)
+	return &database{t: t, b: b, s: s, db: db}
+}
+
+// reopen replaces the store by one on the same database with keys.
+func (d *database) reopen(keys *seal.Keyring) { d.s = d.b.Reopen(d.t, d.s, d.db, keys) }
+
+func (d *database) sealed(sid, part string) string { return d.b.Sealed(d.t, d.db, sid, part) }
+
+func (d *database) damage(sid, part, value string) bool {
+	return d.b.Damage(d.t, d.db, sid, part, value)
 }
 
 // testUnknownKey reads accounts sealed under a key the store does not hold,
 // as after a restart with the wrong secret key.
 func testUnknownKey(t *testing.T, b Backend) {
 	ctx := t.Context()
-	oldKey := newKey()
-	s := b.Open(t, keyring(t, oldKey))
-	lost := mustPut(t, s, fullAccount(1), 0)
-	gone := mustPut(t, s, fullAccount(3), 0)
+	d := open(t, b, Keyring(t, 1))
+	lost := mustPut(t, d.s, fullAccount(1), 0)
+	gone := mustPut(t, d.s, fullAccount(3), 0)
 
-	s = b.Reopen(t, s, NewKeyring(t))
+	d.reopen(Keyring(t, 2))
+	s := d.s
 	fresh := mustPut(t, s, fullAccount(2), 0)
 	got := readAll(t, s, SID(1), SID(2), SID(3))
 	want := unreadable(lost, "auth_token", "previous_auth_token", "shared_key:k1", "shared_key:k2")
-	if d := diffAccount(want, got[SID(1)]); d != "" {
-		t.Errorf("account sealed under an unknown key (-want +got):\n%s", d)
+	if diff := diffAccount(want, got[SID(1)]); diff != "" {
+		t.Errorf("account sealed under an unknown key (-want +got):\n%s", diff)
 	}
-	if d := diffAccount(fresh, got[SID(2)]); d != "" {
-		t.Errorf("readable account beside it (-want +got):\n%s", d)
+	if diff := diffAccount(fresh, got[SID(2)]); diff != "" {
+		t.Errorf("readable account beside it (-want +got):\n%s", diff)
 	}
 
 	ids, err := s.KeyIDs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int{seal.KeyID(oldKey): 8, keyIDOf(t, b, s, SID(2)): 4}; !cmp.Equal(want, ids) {
+	if want := map[string]int{seal.KeyID(Key(1)): 8, seal.KeyID(Key(2)): 4}; !cmp.Equal(want, ids) {
 		t.Errorf("KeyIDs = %v; want %v", ids, want)
 	}
 
 	// Put, conditional on the version read, repairs the account.
 	repaired := mustPut(t, s, fullAccount(1), lost.Version)
-	if d := diffAccount(repaired, mustGet(t, s, SID(1))); d != "" {
-		t.Errorf("after Put over the unreadable account (-want +got):\n%s", d)
+	if diff := diffAccount(repaired, mustGet(t, s, SID(1))); diff != "" {
+		t.Errorf("after Put over the unreadable account (-want +got):\n%s", diff)
 	}
-	if d := diffAccount(fullAccount(1), withoutMetadata(repaired)); d != "" {
-		t.Errorf("Put over the unreadable account stored (-want +got):\n%s", d)
+	if diff := diffAccount(fullAccount(1), withoutMetadata(repaired)); diff != "" {
+		t.Errorf("Put over the unreadable account stored (-want +got):\n%s", diff)
 	}
 	// Delete removes one.
 	if err := s.Delete(ctx, SID(3), gone.Version); err != nil {
@@ -131,21 +155,12 @@ func testUnknownKey(t *testing.T, b Backend) {
 	wantNotFound(t, s, "shop-3")
 }
 
-// keyIDOf returns the id of the key that sealed the auth token of sid.
-func keyIDOf(t *testing.T, b Backend, s Store, sid string) string {
-	t.Helper()
-	id, err := seal.SealedBy(b.Sealed(t, s, sid, "auth_token"))
-	if err != nil {
-		t.Fatalf("stored auth token of %s: %v", sid, err)
-	}
-	return id
-}
-
 // testDamagedRecords damages one part of a record at a time; only that
 // part of that account becomes unreadable.
 func testDamagedRecords(t *testing.T, b Backend) {
 	ctx := t.Context()
-	s := b.Open(t, NewKeyring(t))
+	d := open(t, b, Keyring(t, 1))
+	s := d.s
 	stored := map[string]*store.Account{}
 	var sids []string
 	for i := range 7 {
@@ -153,36 +168,36 @@ func testDamagedRecords(t *testing.T, b Backend) {
 		stored[a.SID] = a
 		sids = append(sids, a.SID)
 	}
-	other := b.Sealed(t, s, SID(0), "auth_token")
-	own := b.Sealed(t, s, SID(5), "auth_token")
+	other := d.sealed(SID(0), "auth_token")
+	own := d.sealed(SID(5), "auth_token")
 	tests := []struct {
-		sid, part, value string
-		unreadable       string
+		n           int
+		part, value string
+		unreadable  string
 	}{
-		{SID(1), "auth_token", other, "auth_token"},
-		{SID(2), "previous_auth_token", "not a sealed value", "previous_auth_token"},
-		{SID(3), "shared_key:k1", "v1.00000000.AAAA", "shared_key:k1"},
-		{SID(4), "algorithms:k2", "HMAC_SHA256,HMAC_MD5", "shared_key:k2"},
-		{SID(5), "shared_key:k2", own, "shared_key:k2"},
-		{SID(6), "shared_keys", "", "shared_keys"},
+		{1, "auth_token", other, "auth_token"},
+		{2, "previous_auth_token", "not a sealed value", "previous_auth_token"},
+		{3, "shared_key:k1", "v1.00000000.AAAA", "shared_key:k1"},
+		{4, "algorithms:k2", "HMAC_SHA256,HMAC_MD5", "shared_key:k2"},
+		{5, "shared_key:k2", own, "shared_key:k2"},
+		{6, "shared_keys", "", "shared_keys"},
 	}
-	want := map[string]*store.Account{SID(0): stored[SID(0)]}
+	want := maps.Clone(stored)
 	malformed := 0
 	for _, tt := range tests {
-		if !b.Damage(t, s, tt.sid, tt.part, tt.value) {
+		if !d.damage(SID(tt.n), tt.part, tt.value) {
 			t.Logf("this backend does not keep %q as one value", tt.part)
-			want[tt.sid] = stored[tt.sid]
 			continue
 		}
-		want[tt.sid] = unreadable(stored[tt.sid], tt.unreadable)
+		want[SID(tt.n)] = unreadable(stored[SID(tt.n)], tt.unreadable)
 		if tt.part == "previous_auth_token" || tt.part == "shared_keys" {
 			malformed++
 		}
 	}
 	got := readAll(t, s, sids...)
 	for _, sid := range sids {
-		if d := diffAccount(want[sid], got[sid]); d != "" {
-			t.Errorf("%s (-want +got):\n%s", sid, d)
+		if diff := diffAccount(want[sid], got[sid]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", sid, diff)
 		}
 	}
 
@@ -197,76 +212,66 @@ func testDamagedRecords(t *testing.T, b Backend) {
 		t.Errorf("Reseal over damaged records = %d, %v; want 0, nil", n, err)
 	}
 
-	// Put repairs each account; the others stay as they were.
+	// Put repairs an account; the others stay as they were.
 	for _, tt := range tests[:3] {
-		put := mustPut(t, s, fullAccount(indexOf(sids, tt.sid)), 0)
-		want[tt.sid] = put
+		want[SID(tt.n)] = mustPut(t, s, fullAccount(tt.n), 0)
 	}
 	got = readAll(t, s, sids...)
 	for _, sid := range sids {
-		if d := diffAccount(want[sid], got[sid]); d != "" {
-			t.Errorf("after repairing some: %s (-want +got):\n%s", sid, d)
+		if diff := diffAccount(want[sid], got[sid]); diff != "" {
+			t.Errorf("after repairing some: %s (-want +got):\n%s", sid, diff)
 		}
 	}
-}
-
-func indexOf(sids []string, sid string) int {
-	for i, s := range sids {
-		if s == sid {
-			return i
-		}
-	}
-	return -1
 }
 
 // testReseal rotates the key: Reseal rewrites what the old key sealed, and
 // leaves alone what no key of the keyring opens.
 func testReseal(t *testing.T, b Backend) {
 	ctx := t.Context()
-	strangerKey, oldKey, newKey := newKey(), newKey(), newKey()
-	s := b.Open(t, keyring(t, strangerKey))
-	stranger := mustPut(t, s, newAccount(9), 0) // 2 sealed secrets
-	s = b.Reopen(t, s, keyring(t, oldKey))
+	const stranger, oldKey, newKey = 1, 2, 3
+	d := open(t, b, Keyring(t, stranger))
+	lost := mustPut(t, d.s, newAccount(9), 0) // 2 sealed secrets
+	d.reopen(Keyring(t, oldKey))
 	want := map[string]*store.Account{}
 	for i := range 3 {
 		a := fullAccount(i)
 		if i == 1 {
 			a.PreviousAuthToken, a.PreviousExpireTime, a.SharedKeys = "", time.Time{}, nil
 		}
-		want[a.SID] = mustPut(t, s, a, 0)
+		want[a.SID] = mustPut(t, d.s, a, 0)
 	}
 	const resealable = 4 + 1 + 4
 
-	s = b.Reopen(t, s, keyring(t, newKey, oldKey))
-	n, err := s.Reseal(ctx)
+	d.reopen(Keyring(t, newKey, oldKey))
+	n, err := d.s.Reseal(ctx)
 	if err != nil || n != resealable {
 		t.Fatalf("Reseal = %d, %v; want %d, nil", n, err, resealable)
 	}
-	if n, err := s.Reseal(ctx); err != nil || n != 0 {
+	if n, err := d.s.Reseal(ctx); err != nil || n != 0 {
 		t.Errorf("second Reseal = %d, %v; want 0, nil", n, err)
 	}
-	ids, err := s.KeyIDs(ctx)
+	ids, err := d.s.KeyIDs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int{seal.KeyID(newKey): resealable, seal.KeyID(strangerKey): 2}; !cmp.Equal(want, ids) {
+	if want := map[string]int{seal.KeyID(Key(newKey)): resealable, seal.KeyID(Key(stranger)): 2}; !cmp.Equal(want, ids) {
 		t.Errorf("KeyIDs after Reseal = %v; want %v", ids, want)
 	}
 
 	// The new key alone reads everything as it was (versions and update
 	// times included), but for what it never could.
-	s = b.Reopen(t, s, keyring(t, newKey))
-	got := readAll(t, s, SID(0), SID(1), SID(2), SID(9))
-	want[SID(9)] = unreadable(stranger, "auth_token", "shared_key:key-9")
+	d.reopen(Keyring(t, newKey))
+	got := readAll(t, d.s, SID(0), SID(1), SID(2), SID(9))
+	want[SID(9)] = unreadable(lost, "auth_token", "shared_key:key-9")
 	for sid, w := range want {
-		if d := diffAccount(w, got[sid]); d != "" {
-			t.Errorf("%s after Reseal, read with the new key alone (-want +got):\n%s", sid, d)
+		if diff := diffAccount(w, got[sid]); diff != "" {
+			t.Errorf("%s after Reseal, read with the new key alone (-want +got):\n%s", sid, diff)
 		}
 	}
 }
 
 func testKeyIDsEmpty(t *testing.T, b Backend) {
-	s := b.Open(t, NewKeyring(t))
+	s := open(t, b, Keyring(t, 1)).s
 	ids, err := s.KeyIDs(t.Context())
 	if err != nil || len(ids) != 0 {
 		t.Errorf("KeyIDs of an empty store = %v, %v; want none, nil", ids, err)

@@ -18,11 +18,12 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,14 +63,15 @@ type Store interface {
 // back to the records they keep.
 type Backend struct {
 	// Open returns a fresh, empty store that seals with keys, closed in
-	// t.Cleanup. Subtests call it in parallel.
-	Open func(t *testing.T, keys *seal.Keyring) Store
-	// Reopen closes s, a store that Open or Reopen returned, and returns a
-	// store on the same database that seals with keys, closed in t.Cleanup.
-	Reopen func(t *testing.T, s Store, keys *seal.Keyring) Store
+	// t.Cleanup, and where its database is (a file name, a DSN: whatever
+	// the other functions need). Subtests call it in parallel.
+	Open func(t *testing.T, keys *seal.Keyring) (s Store, db string)
+	// Reopen closes s, a store on database db, and returns another store on
+	// db that seals with keys, closed in t.Cleanup.
+	Reopen func(t *testing.T, s Store, db string, keys *seal.Keyring) Store
 	// Sealed returns the stored, sealed form of one secret of account sid:
 	// part is "auth_token", "previous_auth_token" or "shared_key:<id>".
-	Sealed func(t *testing.T, s Store, sid, part string) string
+	Sealed func(t *testing.T, db, sid, part string) string
 	// Damage overwrites one part of the stored record of account sid,
 	// behind the store's back. For the parts Sealed knows, value replaces
 	// the sealed secret; for "algorithms:<id>" it is a comma-separated list
@@ -77,7 +79,7 @@ type Backend struct {
 	// list of shared keys is replaced by something that does not decode
 	// (value is ignored). A backend that does not keep a part as one value
 	// returns false.
-	Damage func(t *testing.T, s Store, sid, part, value string) bool
+	Damage func(t *testing.T, db, sid, part, value string) bool
 }
 
 // Run runs the conformance suite on stores of b.
@@ -115,7 +117,8 @@ func Run(t *testing.T, b Backend) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.fn(t, b.Open(t, NewKeyring(t)))
+			s, _ := b.Open(t, Keyring(t, 1))
+			tt.fn(t, s)
 		})
 	}
 	secretTests := []struct {
@@ -135,22 +138,18 @@ func Run(t *testing.T, b Backend) {
 	}
 }
 
-// NewKeyring returns a keyring with a fresh random primary key and the
-// given old keys.
-func NewKeyring(t *testing.T, old ...[]byte) *seal.Keyring {
-	t.Helper()
-	return keyring(t, newKey(), old...)
-}
+// Key returns a key made of b repeated: distinct bytes make distinct keys.
+func Key(b byte) []byte { return bytes.Repeat([]byte{b}, seal.KeySize) }
 
-func newKey() []byte {
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	return key
-}
-
-func keyring(t *testing.T, primary []byte, old ...[]byte) *seal.Keyring {
+// Keyring returns a keyring that seals with Key(primary) and also opens with
+// the Keys of old.
+func Keyring(t testing.TB, primary byte, old ...byte) *seal.Keyring {
 	t.Helper()
-	k, err := seal.NewKeyring(primary, old...)
+	olds := make([][]byte, len(old))
+	for i, b := range old {
+		olds[i] = Key(b)
+	}
+	k, err := seal.NewKeyring(Key(primary), olds...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +571,7 @@ func testList(t *testing.T, s Store) {
 	ctx := t.Context()
 	const n = 7
 	want := make([]*store.Account, n)
-	for _, i := range mrand.Perm(n) {
+	for _, i := range rand.Perm(n) {
 		want[i] = mustPut(t, s, newAccount(10*(i+1)), 0)
 	}
 
@@ -709,37 +708,43 @@ func testAllStopsOnError(t *testing.T, s Store) {
 	}
 }
 
+// writers is how many goroutines the concurrency tests run at once.
+const writers = 8
+
+// concurrently runs put(0) to put(writers-1) at once and returns the
+// writers whose call succeeded. It fails the test on errors other than
+// allowed.
+func concurrently(t *testing.T, allowed error, put func(w int) error) []int {
+	t.Helper()
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() { errs[w] = put(w) })
+	}
+	wg.Wait()
+	var wins []int
+	for w, err := range errs {
+		switch {
+		case err == nil:
+			wins = append(wins, w)
+		case allowed == nil || !errors.Is(err, allowed):
+			t.Fatalf("writer %d: unexpected error %v", w, err)
+		}
+	}
+	return wins
+}
+
 func testConcurrentPut(t *testing.T, s Store) {
-	const writers = 8
 	const rounds = 3
 	mustPut(t, s, newAccount(1), 0)
 	for round := range rounds {
 		expected := int64(round + 1)
-		var (
-			wg     sync.WaitGroup
-			mu     sync.Mutex
-			wins   []int
-			others []error
-		)
-		for w := range writers {
-			wg.Go(func() {
-				a := newAccount(1)
-				a.FriendlyName = fmt.Sprintf("round %d writer %d", round, w)
-				_, err := s.Put(t.Context(), a, expected)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					wins = append(wins, w)
-				case !errors.Is(err, store.ErrVersionMismatch):
-					others = append(others, err)
-				}
-			})
-		}
-		wg.Wait()
-		if len(others) > 0 {
-			t.Fatalf("round %d: unexpected errors: %v", round, others)
-		}
+		wins := concurrently(t, store.ErrVersionMismatch, func(w int) error {
+			a := newAccount(1)
+			a.FriendlyName = fmt.Sprintf("round %d writer %d", round, w)
+			_, err := s.Put(t.Context(), a, expected)
+			return err
+		})
 		if len(wins) != 1 {
 			t.Fatalf("round %d: %d writers won with expectedVersion %d; want exactly 1", round, len(wins), expected)
 		}
@@ -754,33 +759,19 @@ func testConcurrentPut(t *testing.T, s Store) {
 }
 
 func testConcurrentCreate(t *testing.T, s Store) {
-	const writers = 8
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		versions = map[int64]bool{}
-		errs     []error
-	)
-	for w := range writers {
-		wg.Go(func() {
-			a := newAccount(1)
-			a.FriendlyName = fmt.Sprintf("writer %d", w)
-			got, err := s.Put(t.Context(), a, 0)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			versions[got.Version] = true
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("unconditional Puts of one new account: errors %v; want none", errs)
-	}
-	if len(versions) != writers {
-		t.Errorf("%d unconditional Puts returned %d distinct versions; want each its own", writers, len(versions))
+	versions := make([]int64, writers)
+	concurrently(t, nil, func(w int) error {
+		a := newAccount(1)
+		a.FriendlyName = fmt.Sprintf("writer %d", w)
+		got, err := s.Put(t.Context(), a, 0)
+		if err == nil {
+			versions[w] = got.Version
+		}
+		return err
+	})
+	slices.Sort(versions)
+	if want := []int64{1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(versions, want) {
+		t.Errorf("%d unconditional Puts of one new account returned versions %v; want %v", writers, versions, want)
 	}
 	if got := mustGet(t, s, SID(1)); got.Version != writers {
 		t.Errorf("Version after %d unconditional Puts = %d; want %d", writers, got.Version, writers)
@@ -788,37 +779,17 @@ func testConcurrentCreate(t *testing.T, s Store) {
 }
 
 func testConcurrentAliasClaim(t *testing.T, s Store) {
-	const writers = 8
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		wins   []string
-		others []error
-	)
-	for w := range writers {
-		wg.Go(func() {
-			a := newAccount(w)
-			a.Aliases = []string{"contested", fmt.Sprintf("own-%d", w)}
-			_, err := s.Put(t.Context(), a, 0)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins = append(wins, a.SID)
-			case !errors.Is(err, store.ErrAliasTaken):
-				others = append(others, err)
-			}
-		})
-	}
-	wg.Wait()
-	if len(others) > 0 {
-		t.Fatalf("unexpected errors: %v", others)
-	}
+	wins := concurrently(t, store.ErrAliasTaken, func(w int) error {
+		a := newAccount(w)
+		a.Aliases = []string{"contested", fmt.Sprintf("own-%d", w)}
+		_, err := s.Put(t.Context(), a, 0)
+		return err
+	})
 	if len(wins) != 1 {
 		t.Fatalf("%d accounts took one alias at once; want exactly 1", len(wins))
 	}
-	if got := mustGet(t, s, "contested"); got.SID != wins[0] {
-		t.Errorf("Get(contested).SID = %q; want the winner %q", got.SID, wins[0])
+	if got := mustGet(t, s, "contested"); got.SID != SID(wins[0]) {
+		t.Errorf("Get(contested).SID = %q; want the winner %q", got.SID, SID(wins[0]))
 	}
 	list, err := s.List(t.Context(), "", 100)
 	if err != nil || len(list) != 1 {
@@ -917,4 +888,30 @@ func testCanceledContext(t *testing.T, s Store) {
 		t.Errorf("Put(canceled) error = %v; want context.Canceled", err)
 	}
 	wantNotFound(t, s, SID(2))
+}
+
+// Values the first release sealed, with Key(7), for account SID(1): its
+// auth token, previous auth token and the secret of its shared key "key-1".
+// Tests build a database as that release left it with them, and check that
+// it reads back as [EarlierAccount]: stored secrets must keep opening.
+const (
+	EarlierAuthToken         = "v1.1e79cb71.yrjTKwX_B8Qz8X510koH1Zn5Mn61cVeoDxKBSGvxYiZNzHg6mej2Sr2c8r48"
+	EarlierPreviousAuthToken = "v1.1e79cb71.TBlItqyNrBXYG5NUlfCqDUWOhW4Uac6K8XnKdTgje-lkc-d98_G8LNVo1gXw7n5fNQ"
+	EarlierSharedKey         = "v1.1e79cb71.E-X5iWZzQ1cVl4RXFcbVzwCsWb5cRLd75g8zpjppQwDFNi0qkMsXtn_FCBHPurLD"
+)
+
+// EarlierAccount returns the account whose secrets the Earlier values hold,
+// with alias "golden", friendly name "Golden", the shared key allowing
+// HMAC_SHA256, and no times or version.
+func EarlierAccount() *store.Account {
+	return &store.Account{
+		SID:               SID(1),
+		Aliases:           []string{"golden"},
+		FriendlyName:      "Golden",
+		AuthToken:         "golden-auth-token",
+		PreviousAuthToken: "golden-previous-token",
+		SharedKeys: []store.SharedKey{{
+			ID: "key-1", Secret: "golden-shared-secret", Algorithms: []store.Algorithm{store.HMACSHA256},
+		}},
+	}
 }
