@@ -73,12 +73,6 @@ func (s *fakeService) GetAccount(_ context.Context, req *twilioguardv1.GetAccoun
 	return &twilioguardv1.GetAccountResponse{}, nil
 }
 
-func (s *fakeService) requests() []*twilioguardv1.VerifyWebhookRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*twilioguardv1.VerifyWebhookRequest(nil), s.reqs...)
-}
-
 // seen records what reached the service over HTTP.
 type seen struct {
 	mu    sync.Mutex

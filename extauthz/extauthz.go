@@ -240,7 +240,7 @@ func (s *Server) report(ctx context.Context, v verdict, t translation, err error
 		slog.String("procedure", CheckProcedure),
 		slog.String("result", string(v.result)),
 		slog.String("mode", v.route.mode()),
-		slog.Duration("duration", d),
+		slog.Duration("latency", d),
 	)
 	for _, a := range []struct{ k, v string }{
 		{"route", v.route.name}, {"reason", v.reason}, {"hint", v.hint},

@@ -231,12 +231,12 @@ func (s *Server) storeError(op string, err error) error {
 	case errors.Is(err, store.ErrAliasTaken):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("an alias is already used by another account"))
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("store unavailable", "op", op, "err", err)
+		s.log.Warn("store unavailable", "op", op, "error", err)
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: the account store is unavailable; try again later", op))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, err)
 	}
-	s.log.Error("store failure", "op", op, "err", err)
+	s.log.Error("store failure", "op", op, "error", err)
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("%s: internal store error", op))
 }
 

@@ -51,7 +51,14 @@ func assertNoSecretsIn(t *testing.T, what string, m proto.Message) {
 	assertNoSecrets(t, what, string(b))
 }
 
-func wantCode(t *testing.T, what string, err error, want connect.Code) *connect.Error {
+// wantCode fails the test unless err is a connect error with code want.
+func wantCode(t *testing.T, what string, err error, want connect.Code) {
+	t.Helper()
+	_ = wantCodeErr(t, what, err, want)
+}
+
+// wantCodeErr is wantCode that also returns the connect error.
+func wantCodeErr(t *testing.T, what string, err error, want connect.Code) *connect.Error {
 	t.Helper()
 	if got := connect.CodeOf(err); got != want {
 		t.Fatalf("%s: error = %v (code %v); want code %v", what, err, got, want)
@@ -99,7 +106,7 @@ func TestAccountServiceNeedsAdminToken(t *testing.T) {
 					},
 				}
 				for method, call := range calls {
-					cerr := wantCode(t, method, call(), connect.CodeUnauthenticated)
+					cerr := wantCodeErr(t, method, call(), connect.CodeUnauthenticated)
 					if !strings.Contains(cerr.Message(), "Authorization: Bearer") {
 						t.Errorf("%s: message %q does not say how to authenticate", method, cerr.Message())
 					}
@@ -217,7 +224,7 @@ func TestAccountServiceLifecycle(t *testing.T) {
 				Sid: sid3, Aliases: []string{"support", "main"}, AuthToken: token3,
 			}})
 			wantCode(t, "PutAccount taking another account's alias", err, connect.CodeAlreadyExists)
-			cerr := wantCode(t, "PutAccount creating without authToken", putErr(t, h, p, &twilioguardv1.Account{
+			cerr := wantCodeErr(t, "PutAccount creating without authToken", putErr(t, h, p, &twilioguardv1.Account{
 				Sid: "AC44444444444444444444444444444444",
 			}), connect.CodeInvalidArgument)
 			if !strings.Contains(cerr.Message(), "authToken") {
@@ -400,7 +407,7 @@ func TestRotateAuthToken(t *testing.T) {
 			}
 			for _, r := range refusals {
 				_, err := admin.RotateAuthToken(ctx, r.req)
-				cerr := wantCode(t, "RotateAuthToken("+r.name+")", err, r.code)
+				cerr := wantCodeErr(t, "RotateAuthToken("+r.name+")", err, r.code)
 				assertNoSecrets(t, "RotateAuthToken error", cerr.Error())
 			}
 			if got := verdict(token3); !got.Valid || got.Credential != "auth_token" {

@@ -95,7 +95,7 @@ func TestUnreadableAccountIsIsolated(t *testing.T) {
 			t.Errorf("%s: a healthy account = %v, %v; want valid", p.name, resp, err)
 		}
 		_, err = h.verifier(p).VerifyWebhook(ctx, signedParams(token3, hookURL, smsParams(sid3)))
-		cerr := wantCode(t, p.name+": the broken account", err, connect.CodeUnavailable)
+		cerr := wantCodeErr(t, p.name+": the broken account", err, connect.CodeUnavailable)
 		if !strings.Contains(cerr.Message(), "cannot be read") || strings.Contains(cerr.Message(), token3) {
 			t.Errorf("%s: message %q; want it to say the secret cannot be read", p.name, cerr.Message())
 		}
@@ -117,7 +117,7 @@ func TestUnreadableAccountIsIsolated(t *testing.T) {
 		t.Errorf("ListAccounts = %v, %v; want all 3", list, err)
 	}
 	_, err = admin.PutAccount(ctx, &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid3, FriendlyName: "x"}})
-	if cerr := wantCode(t, "put without a new token", err, connect.CodeInvalidArgument); !strings.Contains(cerr.Message(), "cannot be read") {
+	if cerr := wantCodeErr(t, "put without a new token", err, connect.CodeInvalidArgument); !strings.Contains(cerr.Message(), "cannot be read") {
 		t.Errorf("message %q; want it to say the stored token cannot be read", cerr.Message())
 	}
 	if _, err := admin.PutAccount(ctx, &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid3, AuthToken: token3}}); err != nil {

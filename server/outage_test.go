@@ -15,7 +15,7 @@ func TestStoreDownBeforeFirstLoad(t *testing.T) {
 	req := signedParams(token1, hookURL, smsParams(sid1))
 	for _, p := range protocols {
 		_, err := h.verifier(p).VerifyWebhook(t.Context(), req)
-		cerr := wantCode(t, p.name+": VerifyWebhook before any load", err, connect.CodeUnavailable)
+		cerr := wantCodeErr(t, p.name+": VerifyWebhook before any load", err, connect.CodeUnavailable)
 		if !strings.Contains(cerr.Message(), "not loaded") {
 			t.Errorf("%s: message %q does not say the accounts are not loaded", p.name, cerr.Message())
 		}
@@ -64,7 +64,7 @@ func TestStoreDownAfterLoad(t *testing.T) {
 
 		admin := h.admin(p, adminToken)
 		_, err = admin.PutAccount(t.Context(), &twilioguardv1.PutAccountRequest{Account: &twilioguardv1.Account{Sid: sid3, AuthToken: token3}})
-		cerr := wantCode(t, p.name+": PutAccount with the store down", err, connect.CodeUnavailable)
+		cerr := wantCodeErr(t, p.name+": PutAccount with the store down", err, connect.CodeUnavailable)
 		if !strings.Contains(cerr.Message(), "store is unavailable") {
 			t.Errorf("%s: PutAccount message %q does not say the store is unavailable", p.name, cerr.Message())
 		}

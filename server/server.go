@@ -208,12 +208,12 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			err := w.Watch(ctx, func(sid string) { s.refresh(ctx, sid) })
 			if err != nil && ctx.Err() == nil {
-				s.log.Error("store watch ended", "err", err)
+				s.log.Error("store watch ended", "error", err)
 			}
 		}()
 	} else if loaded, _, _ := s.cache.status(); !loaded {
 		if err := s.Load(ctx); err != nil {
-			s.log.Warn("initial account load failed; retrying when the store answers", "err", err)
+			s.log.Warn("initial account load failed; retrying when the store answers", "error", err)
 		}
 	}
 	resync := s.cfg.ResyncInterval
@@ -230,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-reload.C:
 			if err := s.Load(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("cache resync failed; serving from cache", "err", err)
+				s.log.Warn("cache resync failed; serving from cache", "error", err)
 			}
 		case <-ping.C:
 			s.checkStore(ctx)
@@ -245,11 +245,11 @@ func (s *Server) checkStore(ctx context.Context) {
 	was := s.storeUp.Swap(err == nil)
 	switch {
 	case err != nil && was:
-		s.log.Warn("store unreachable; verifying from cache", "err", err)
+		s.log.Warn("store unreachable; verifying from cache", "error", err)
 	case err == nil && !was:
 		s.log.Info("store reachable again; reloading cache")
 		if err := s.Load(ctx); err != nil {
-			s.log.Warn("cache reload failed", "err", err)
+			s.log.Warn("cache reload failed", "error", err)
 		}
 	}
 }
@@ -259,7 +259,7 @@ func (s *Server) checkStore(ctx context.Context) {
 func (s *Server) refresh(ctx context.Context, sid string) {
 	if sid == "" {
 		if err := s.Load(ctx); err != nil {
-			s.log.Warn("cache reload failed", "err", err)
+			s.log.Warn("cache reload failed", "error", err)
 		}
 		return
 	}
@@ -270,7 +270,7 @@ func (s *Server) refresh(ctx context.Context, sid string) {
 	case errors.Is(err, store.ErrNotFound):
 		s.cache.remove(sid)
 	case err != nil:
-		s.log.Warn("cache refresh failed", "account_sid", sid, "err", err)
+		s.log.Warn("cache refresh failed", "account_sid", sid, "error", err)
 	default:
 		s.cache.set(a)
 	}

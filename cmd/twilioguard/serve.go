@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,8 +54,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	return a.Run(ctx)
+	return errors.Join(a.Run(ctx), a.Close())
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -107,7 +107,7 @@ type readErrors struct{ io.ReadCloser }
 
 func (b readErrors) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
 		if !errors.As(err, &tooLarge) {
 			err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("read request body: %w", err))

@@ -25,7 +25,7 @@ func NewDatabase(t testing.TB, base string) string {
 		if err != nil {
 			return err
 		}
-		defer conn.Close(ctx)
+		defer func() { _ = conn.Close(ctx) }()
 		_, err = conn.Exec(ctx, sql)
 		return err
 	}

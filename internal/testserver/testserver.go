@@ -37,7 +37,7 @@ func Binary(t testing.TB) string {
 		return p
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "twilioguard-bin-")
+		dir, err := os.MkdirTemp("", "twilioguard-bin-") //nolint:usetesting // built once per test binary and shared by all its tests
 		if err != nil {
 			buildErr = err
 			return

@@ -154,7 +154,9 @@ func (s *Store) bulkInsert(ctx context.Context, n int) error {
 	if _, err := s.pool.Exec(ctx, "ALTER TABLE accounts DISABLE TRIGGER accounts_notify"); err != nil {
 		return err
 	}
-	defer s.pool.Exec(context.WithoutCancel(ctx), "ALTER TABLE accounts ENABLE TRIGGER accounts_notify")
+	defer func() {
+		_, _ = s.pool.Exec(context.WithoutCancel(ctx), "ALTER TABLE accounts ENABLE TRIGGER accounts_notify")
+	}()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var aliases [][]any
 	i := 0

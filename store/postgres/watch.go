@@ -70,7 +70,7 @@ func (s *Store) listen(ctx context.Context, changed func(sid string)) (listening
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		conn.Close(closeCtx)
+		_ = conn.Close(closeCtx) // the connection is being dropped anyway
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return false, err

@@ -81,7 +81,7 @@ func TestHoldDatabase(t *testing.T) {
 	}
 	defer s.Close()
 	fmt.Println("holding")
-	bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin or kills us
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin or kills us
 }
 
 // startHolder runs the test binary again as a process that opens the

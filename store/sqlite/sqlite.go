@@ -134,11 +134,11 @@ func open(ctx context.Context, cfg Config, lockFile *os.File) (*Store, error) {
 	s := &Store{writer: writer, reader: reader, codec: atrest.New(cfg.Keyring), pageSize: defaultPageSize, now: time.Now}
 	// The writer opens first: it switches the file to WAL mode.
 	if err := s.migrate(ctx); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	if err := reader.PingContext(ctx); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, wrapErr(err)
 	}
 	s.lock = lockFile
