@@ -25,6 +25,7 @@ var rules = map[string][]string{
 	"extauthz":            {"gen", "signature"},
 	"middleware":          {"gen", "signature"},
 	"client":              {"gen", "signature"},
+	"twilioapi":           {"gen", "signature", "store"},
 	"internal/testserver": {},
 	"internal/pgtest":     {},
 }
