@@ -3,8 +3,10 @@ package twilioapi
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -35,6 +37,16 @@ type Credentials struct {
 	APIKey string
 	// Secret is the auth token, or the API key's secret.
 	Secret store.Secret
+}
+
+// LogValue implements [slog.LogValuer]: the SIDs, never the secret.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("account_sid", c.AccountSID), slog.String("api_key", c.APIKey))
+}
+
+// MarshalJSON writes the SIDs, never the secret.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"accountSid": c.AccountSID, "apiKey": c.APIKey})
 }
 
 func (c Credentials) username() string {
