@@ -30,6 +30,8 @@ Commands:
   list                                                     list all accounts
   rm      ACCOUNT                                          delete an account
   rotate  ACCOUNT [--grace 24h]                            new token from TWILIOGUARD_NEW_AUTH_TOKEN or --new-auth-token-file
+  rotate  ACCOUNT --via-twilio [--grace 24h]               new token created and promoted at Twilio (docs/twilio.md)
+  import  [--format text|json]                             the Twilio parent account and its subaccounts (docs/twilio.md)
 
 Common flags: --server (default http://localhost:8080), --data-dir (to find the
 generated admin token), --admin-token-file; or set TWILIOGUARD_ADMIN_TOKEN.
@@ -75,6 +77,12 @@ func accounts(ctx context.Context, e env, args []string) error {
 		return flag.ErrHelp
 	}
 	cmd, args := args[0], args[1:]
+	switch {
+	case cmd == "import":
+		return accountsImport(ctx, e, args)
+	case cmd == "rotate" && viaTwilio(e, args):
+		return rotateViaTwilio(ctx, e, args)
+	}
 	var r remote
 	fs := newFlagSet(e, "accounts "+cmd, "accounts "+cmd+" [flags]")
 	r.register(e, fs)
