@@ -40,8 +40,9 @@ const (
 	// DefaultMaxRetryAfter is the longest Retry-After the client waits for;
 	// a longer one ends the request with an error saying when to retry.
 	DefaultMaxRetryAfter = time.Minute
-	// DefaultResponseTimeout bounds the wait for the headers of one answer.
-	DefaultResponseTimeout = 30 * time.Second
+	// DefaultRequestTimeout bounds one attempt of one request, its answer's
+	// body included.
+	DefaultRequestTimeout = time.Minute
 )
 
 // Twilio account statuses.

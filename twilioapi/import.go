@@ -123,6 +123,9 @@ func reconcile(ctx context.Context, svc AccountService, ta Account, held *twilio
 func apply(ctx context.Context, svc AccountService, ta Account, held *twilioguardv1.Account, log *slog.Logger) (change, error) {
 	suspended := ta.Status == StatusSuspended
 	friendly := truncate(ta.FriendlyName, maxFriendlyBytes)
+	if friendly == "" && held != nil {
+		friendly = held.FriendlyName // Twilio gave none: keep twilioguard's
+	}
 	switch {
 	case ta.Status == StatusClosed && held == nil:
 		return unchanged, nil

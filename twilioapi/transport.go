@@ -75,9 +75,7 @@ type transport struct {
 func newTransport(opts Options) (*transport, error) {
 	t := &transport{base: opts.Transport, maxAttempts: opts.MaxAttempts, maxRetryAfter: opts.MaxRetryAfter, sleep: sleepCtx, ctx: context.Background()}
 	if t.base == nil {
-		dt := http.DefaultTransport.(*http.Transport).Clone()
-		dt.ResponseHeaderTimeout = DefaultResponseTimeout
-		t.base = dt
+		t.base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	if t.maxAttempts <= 0 {
 		t.maxAttempts = DefaultMaxAttempts
@@ -108,7 +106,10 @@ func (t *transport) with(ctx context.Context) *transport {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	for attempt := 1; ; attempt++ {
-		r := req.Clone(t.ctx)
+		// Each attempt, its body included, gets its own deadline under the
+		// operation's context; twilio-go closes the body when done.
+		actx, cancel := context.WithTimeout(t.ctx, DefaultRequestTimeout)
+		r := req.Clone(actx)
 		if t.apiURL != nil {
 			r.URL.Scheme, r.URL.Host = t.apiURL.Scheme, t.apiURL.Host
 			r.Host = host
@@ -116,18 +117,22 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt > 1 && req.Body != nil {
 			body, err := req.GetBody()
 			if err != nil {
+				cancel()
 				return nil, err
 			}
 			r.Body = body
 		}
 		resp, err := t.base.RoundTrip(r)
 		if err != nil {
+			cancel()
 			return nil, err
 		}
 		if resp.StatusCode < 400 {
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
 		apiErr := readError(resp, req.Method, host, req.URL.Path, attempt)
+		cancel()
 		retry := resp.StatusCode == http.StatusTooManyRequests ||
 			resp.StatusCode >= 500 && (req.Method == http.MethodGet || req.Method == http.MethodDelete)
 		if !retry || attempt >= t.maxAttempts || (req.Body != nil && req.GetBody == nil) {
@@ -166,6 +171,18 @@ func readError(resp *http.Response, method, host, path string, attempt int) *Err
 		}
 	}
 	return e
+}
+
+// cancelOnClose ends an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
