@@ -2,6 +2,8 @@ package twilioapi
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 )
@@ -27,6 +29,21 @@ type AccountService interface {
 // twilioguardv1connect.VerifierServiceClient and *server.Server satisfy it.
 type Verifier interface {
 	VerifyWebhook(context.Context, *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error)
+}
+
+// readAccounts returns the accounts Twilio lists for tw's credentials,
+// ordered by SID, and those twilioguard holds, by SID.
+func readAccounts(ctx context.Context, tw *Client, svc AccountLister) ([]Account, map[string]*twilioguardv1.Account, error) {
+	listed, err := tw.accounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	held, err := heldAccounts(ctx, svc)
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(listed, func(a, b Account) int { return strings.Compare(a.SID, b.SID) })
+	return listed, held, nil
 }
 
 // heldAccounts returns every account twilioguard holds, by SID.

@@ -151,11 +151,7 @@ func Classify(raw string, bases []BaseURL, held bool) URLStatus {
 // twilioguard holds that Twilio does not list are reported in
 // Report.NotAtTwilio.
 func Audit(ctx context.Context, tw *Client, svc AccountLister, bases []BaseURL) (*Report, error) {
-	twAccounts, err := tw.accounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	held, err := heldAccounts(ctx, svc)
+	twAccounts, held, err := readAccounts(ctx, tw, svc)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -69,15 +67,10 @@ func Import(ctx context.Context, tw *Client, svc AccountService, log *slog.Logge
 		log = slog.New(slog.DiscardHandler)
 	}
 	var sum Summary
-	twAccounts, err := tw.accounts(ctx)
+	twAccounts, held, err := readAccounts(ctx, tw, svc)
 	if err != nil {
 		return sum, err
 	}
-	held, err := heldAccounts(ctx, svc)
-	if err != nil {
-		return sum, err
-	}
-	slices.SortFunc(twAccounts, func(a, b Account) int { return strings.Compare(a.SID, b.SID) })
 	for _, ta := range twAccounts {
 		c, err := reconcile(ctx, svc, ta, held[ta.SID], log)
 		if err != nil {

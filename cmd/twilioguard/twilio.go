@@ -57,42 +57,64 @@ func (tf *twilioFlags) syncer(e env, interval time.Duration, accounts twilioapi.
 	return twilioapi.NewSyncer(twilioapi.SyncConfig{Twilio: tw, Accounts: accounts, Interval: interval, Logger: log, Registerer: reg})
 }
 
-// formatFlag is --format text|json.
-func formatFlag(fs *flag.FlagSet) *string {
-	return fs.String("format", "text", "output format: text or json")
+// twilioCommand is what the commands that call both Twilio and the
+// service share: their flags, and the two clients.
+type twilioCommand struct {
+	remote
+	twilio twilioFlags
+	format string
 }
 
-func checkFormat(f string) error {
-	if f != "text" && f != "json" {
-		return fmt.Errorf("--format %q: want text or json", f)
+// newTwilioCommand registers the common flags, and --format text|json
+// when withFormat is set.
+func newTwilioCommand(e env, fs *flag.FlagSet, withFormat bool) *twilioCommand {
+	c := &twilioCommand{}
+	c.remote.register(e, fs)
+	c.twilio.register(fs)
+	if withFormat {
+		fs.StringVar(&c.format, "format", "text", "output format: text or json")
 	}
-	return nil
+	return c
+}
+
+// parse parses the command line, which must leave nargs arguments, and
+// returns the Twilio client and the admin API client.
+func (c *twilioCommand) parse(e env, fs *flag.FlagSet, args []string, nargs int, want string) (*twilioapi.Client, twilioapi.AccountService, error) {
+	if err := parseFlags(e, fs, args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() != nargs {
+		return nil, nil, fmt.Errorf("%s: want %s", fs.Name(), want)
+	}
+	if c.format != "" && c.format != "text" && c.format != "json" {
+		return nil, nil, fmt.Errorf("--format %q: want text or json", c.format)
+	}
+	tw, err := c.twilio.client(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := c.accountClient(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tw, svc, nil
+}
+
+// print writes v as JSON with --format json, else with text.
+func (c *twilioCommand) print(w io.Writer, v any, text func(io.Writer) error) error {
+	if c.format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return text(w)
 }
 
 // accountsImport imports the accounts of a Twilio parent account.
 func accountsImport(ctx context.Context, e env, args []string) error {
-	var (
-		r  remote
-		tf twilioFlags
-	)
 	fs := newFlagSet(e, "accounts import", "accounts import [--format text|json]   (Twilio credentials from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or --twilio-credentials-file)")
-	r.register(e, fs)
-	tf.register(fs)
-	format := formatFlag(fs)
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("accounts import: unexpected arguments %q", fs.Args())
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	tw, err := tf.client(e)
-	if err != nil {
-		return err
-	}
-	svc, err := r.accountClient(e)
+	c := newTwilioCommand(e, fs, true)
+	tw, svc, err := c.parse(e, fs, args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -100,11 +122,7 @@ func accountsImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		return writeJSON(e.stdout, sum)
-	}
-	_, err = fmt.Fprintln(e.stdout, sum)
-	return err
+	return c.print(e.stdout, sum, func(w io.Writer) error { _, err := fmt.Fprintln(w, sum); return err })
 }
 
 // viaTwilio reports whether `accounts rotate` was asked to go through
@@ -125,36 +143,21 @@ func viaTwilio(e env, args []string) bool {
 
 // rotateViaTwilio rotates an account's auth token through Twilio.
 func rotateViaTwilio(ctx context.Context, e env, args []string) error {
-	var (
-		r        remote
-		tf       twilioFlags
-		replicas multiFlag
-	)
 	fs := newFlagSet(e, "accounts rotate", "accounts rotate ACCOUNT --via-twilio [--grace 24h] [--replica URL]…   (Twilio credentials: the account's own SID and current token, or its parent's)")
-	r.register(e, fs)
-	tf.register(fs)
+	c := newTwilioCommand(e, fs, false)
 	fs.Bool("via-twilio", false, "create a secondary token at Twilio, make twilioguard accept it, then promote it at Twilio")
 	grace := fs.Duration("grace", 24*time.Hour, "how long twilioguard keeps accepting the old token")
 	delay := fs.Duration("propagation-delay", twilioapi.DefaultPropagationDelay, "wait after twilioguard accepted the new token, for every replica to see it, before promoting it")
-	fs.Var(&replicas, "replica", "base URL of a replica that must also verify with the new token before it is promoted (repeatable)")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("accounts rotate: want exactly one account (SID or alias)")
-	}
-	tw, err := tf.client(e)
+	var replicas multiFlag
+	fs.Var(&replicas, "replica", "base URL of a replica that must also verify with the new token before it is promoted (repeatable, or comma-separated)")
+	tw, svc, err := c.parse(e, fs, args, 1, "exactly one account (SID or alias)")
 	if err != nil {
 		return err
 	}
-	svc, err := r.accountClient(e)
-	if err != nil {
-		return err
-	}
-	verifiers := []twilioapi.Verifier{verifierClient(&r, r.server)}
+	verifiers := []twilioapi.Verifier{c.verifier(c.server)}
 	for _, list := range replicas {
 		for _, u := range splitList(list) {
-			verifiers = append(verifiers, verifierClient(&r, u))
+			verifiers = append(verifiers, c.verifier(u))
 		}
 	}
 	acct, err := twilioapi.Rotate(ctx, fs.Arg(0), twilioapi.RotateConfig{
@@ -167,25 +170,19 @@ func rotateViaTwilio(ctx context.Context, e env, args []string) error {
 	return printJSON(e.stdout, &twilioguardv1.RotateAuthTokenResponse{Account: acct})
 }
 
+// verifier returns a VerifierService client of the service at baseURL.
+func (c *twilioCommand) verifier(baseURL string) twilioapi.Verifier {
+	return twilioguardv1connect.NewVerifierServiceClient(c.httpClient(), strings.TrimRight(baseURL, "/"))
+}
+
 // audit classifies every webhook URL configured at Twilio.
 func audit(ctx context.Context, e env, args []string) error {
-	var (
-		r     remote
-		tf    twilioFlags
-		bases multiFlag
-	)
 	fs := newFlagSet(e, "audit", "audit [--protected-base-url URL]… [--format text|json]   (Twilio credentials from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or --twilio-credentials-file)")
-	r.register(e, fs)
-	tf.register(fs)
+	c := newTwilioCommand(e, fs, true)
+	var bases multiFlag
 	fs.Var(&bases, "protected-base-url", "base URL whose webhooks twilioguard verifies, e.g. https://hooks.example.com/twilio (repeatable, or comma-separated)")
-	format := formatFlag(fs)
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("audit: unexpected arguments %q", fs.Args())
-	}
-	if err := checkFormat(*format); err != nil {
+	tw, svc, err := c.parse(e, fs, args, 0, "no arguments")
+	if err != nil {
 		return err
 	}
 	var parsed []twilioapi.BaseURL
@@ -201,22 +198,11 @@ func audit(ctx context.Context, e env, args []string) error {
 	if len(parsed) == 0 {
 		fmt.Fprintln(e.stderr, "twilioguard: no --protected-base-url: every https URL counts as unprotected")
 	}
-	tw, err := tf.client(e)
-	if err != nil {
-		return err
-	}
-	svc, err := r.accountClient(e)
-	if err != nil {
-		return err
-	}
 	rep, err := twilioapi.Audit(ctx, tw, svc, parsed)
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		return writeJSON(e.stdout, rep)
-	}
-	return writeAuditText(e.stdout, rep)
+	return c.print(e.stdout, rep, func(w io.Writer) error { return writeAuditText(w, rep) })
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -228,10 +214,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func verifierClient(r *remote, baseURL string) twilioguardv1connect.VerifierServiceClient {
-	return twilioguardv1connect.NewVerifierServiceClient(r.httpClient(), strings.TrimRight(baseURL, "/"))
 }
 
 func writeAuditText(w io.Writer, rep *twilioapi.Report) error {
@@ -252,10 +234,4 @@ func writeAuditText(w io.Writer, rep *twilioapi.Report) error {
 		fmt.Fprintf(w, "not audited: %s (%s)\n", n.Account, n.Reason)
 	}
 	return nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
