@@ -30,19 +30,20 @@ import (
 	"github.com/twilioguard/twilioguard/store"
 )
 
-// Defaults for the zero values of [Options].
+// DefaultPageSize is the page size of list requests: Twilio's largest.
+const DefaultPageSize = 1000
+
+// Limits of one request to Twilio.
 const (
-	// DefaultPageSize is Twilio's largest page of list requests.
-	DefaultPageSize = 1000
-	// DefaultMaxAttempts bounds the attempts of one request that Twilio
-	// answers 429 (or 5xx, for reads).
-	DefaultMaxAttempts = 4
-	// DefaultMaxRetryAfter is the longest Retry-After the client waits for;
-	// a longer one ends the request with an error saying when to retry.
-	DefaultMaxRetryAfter = time.Minute
-	// DefaultRequestTimeout bounds one attempt of one request, its answer's
-	// body included.
-	DefaultRequestTimeout = time.Minute
+	// MaxAttempts bounds the attempts of one request that Twilio answers
+	// 429 (or 5xx, for reads).
+	MaxAttempts = 4
+	// MaxRetryAfter is the longest Retry-After waited for; a longer one ends
+	// the request with an error saying when to retry.
+	MaxRetryAfter = time.Minute
+	// RequestTimeout bounds one attempt of one request, its answer's body
+	// included.
+	RequestTimeout = time.Minute
 )
 
 // Twilio account statuses.
@@ -59,18 +60,9 @@ type Options struct {
 	// call was meant for (api.twilio.com, accounts.twilio.com,
 	// messaging.twilio.com). For tests against a fake Twilio API.
 	APIURL string
-	// Transport carries the requests (default: a clone of
-	// http.DefaultTransport).
-	Transport http.RoundTripper
 	// PageSize is the page size of list requests (default
 	// [DefaultPageSize]).
 	PageSize int
-	// MaxAttempts bounds the attempts of one request (default
-	// [DefaultMaxAttempts]).
-	MaxAttempts int
-	// MaxRetryAfter is the longest Retry-After waited for (default
-	// [DefaultMaxRetryAfter]).
-	MaxRetryAfter time.Duration
 }
 
 // Client calls Twilio's REST API with one set of credentials (usually a
@@ -97,9 +89,6 @@ func NewClient(creds Credentials, opts Options) (*Client, error) {
 	}
 	return &Client{creds: creds, transport: t, pageSize: opts.PageSize}, nil
 }
-
-// Credentials returns the credentials the client authenticates with.
-func (c *Client) Credentials() Credentials { return c.creds }
 
 // session is twilio-go's services for one operation, authenticated with
 // one set of credentials. twilio-go sends every request with

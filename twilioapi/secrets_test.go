@@ -45,9 +45,9 @@ func TestNoCredentialInOutput(t *testing.T) {
 	srv := newServer(t)
 	reg := prometheus.NewRegistry()
 	c, _ := newTestClient(t, tw, Credentials{AccountSID: f.parent, APIKey: key, Secret: store.Secret(keySecret)})
-	fmt.Fprintf(&out, "%v %+v %#v\n", c.Credentials(), c.Credentials(), c.Credentials())
-	log.Info("credentials", "creds", c.Credentials())
-	_ = json.NewEncoder(&out).Encode(c.Credentials())
+	fmt.Fprintf(&out, "%v %+v %#v\n", c.creds, c.creds, c.creds)
+	log.Info("credentials", "creds", c.creds)
+	_ = json.NewEncoder(&out).Encode(c.creds)
 
 	s, err := NewSyncer(SyncConfig{Twilio: c, Accounts: srv, Interval: time.Hour, Logger: log, Registerer: reg})
 	if err != nil {

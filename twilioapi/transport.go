@@ -62,10 +62,8 @@ func (e *Error) Error() string {
 // otherwise hide the status of an answer that is not Twilio's JSON behind
 // a decoding error.
 type transport struct {
-	base          http.RoundTripper
-	apiURL        *url.URL
-	maxAttempts   int
-	maxRetryAfter time.Duration
+	base   http.RoundTripper
+	apiURL *url.URL
 	// sleep waits d or until ctx ends (replaced in tests).
 	sleep func(ctx context.Context, d time.Duration) error
 	// ctx is the operation's context (see with).
@@ -73,16 +71,7 @@ type transport struct {
 }
 
 func newTransport(opts Options) (*transport, error) {
-	t := &transport{base: opts.Transport, maxAttempts: opts.MaxAttempts, maxRetryAfter: opts.MaxRetryAfter, sleep: sleepCtx, ctx: context.Background()}
-	if t.base == nil {
-		t.base = http.DefaultTransport.(*http.Transport).Clone()
-	}
-	if t.maxAttempts <= 0 {
-		t.maxAttempts = DefaultMaxAttempts
-	}
-	if t.maxRetryAfter <= 0 {
-		t.maxRetryAfter = DefaultMaxRetryAfter
-	}
+	t := &transport{base: http.DefaultTransport.(*http.Transport).Clone(), sleep: sleepCtx, ctx: context.Background()}
 	if opts.APIURL != "" {
 		u, err := url.Parse(opts.APIURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
@@ -108,7 +97,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		// Each attempt, its body included, gets its own deadline under the
 		// operation's context; twilio-go closes the body when done.
-		actx, cancel := context.WithTimeout(t.ctx, DefaultRequestTimeout)
+		actx, cancel := context.WithTimeout(t.ctx, RequestTimeout)
 		r := req.Clone(actx)
 		if t.apiURL != nil {
 			r.URL.Scheme, r.URL.Host = t.apiURL.Scheme, t.apiURL.Host
@@ -135,14 +124,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		retry := resp.StatusCode == http.StatusTooManyRequests ||
 			resp.StatusCode >= 500 && (req.Method == http.MethodGet || req.Method == http.MethodDelete)
-		if !retry || attempt >= t.maxAttempts || (req.Body != nil && req.GetBody == nil) {
+		if !retry || attempt >= MaxAttempts || (req.Body != nil && req.GetBody == nil) {
 			return nil, apiErr
 		}
 		wait := apiErr.RetryAfter
 		if wait == 0 {
 			wait = time.Duration(250<<attempt) * time.Millisecond // 0.5s, 1s, 2s, …
 		}
-		if wait > t.maxRetryAfter {
+		if wait > MaxRetryAfter {
 			return nil, apiErr
 		}
 		if err := t.sleep(t.ctx, wait); err != nil {
