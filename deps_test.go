@@ -33,7 +33,9 @@ var rules = map[string][]string{
 	"middleware":            {"gen", "webhookreq", "internal/bound"},
 	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
 	"extauthz":              {"gen", "webhookreq", "internal/bound"},
-	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres",
+	"twilioapi":             {"gen", "signature", "store"},
+	"twilioapi/twiliotest":  {"gen", "signature"},
+	"internal/app": {"gen", "server", "extauthz", "twilioapi", "store", "store/seal", "store/sqlite", "store/postgres",
 		"internal/connectguard", "internal/bound"},
 	"internal/testserver": {},
 	"internal/pgtest":     {},
@@ -52,6 +54,7 @@ var testRules = map[string][]string{
 	"store/postgres": {"server"},
 	"internal/app":   {"client", "store", "store/sqlite"},
 	"extauthz":       {"client", "server", "store"},
+	"twilioapi":      {"twilioapi/twiliotest", "client", "server", "store/sqlite"},
 }
 
 // stdlibOnly lists the packages that may import nothing outside the

@@ -32,6 +32,8 @@ Commands:
   list                                                     list all accounts
   rm      ACCOUNT                                          delete an account
   rotate  ACCOUNT [--grace 24h]                            new token from TWILIOGUARD_NEW_AUTH_TOKEN or --new-auth-token-file
+  rotate  ACCOUNT --via-twilio [--grace 24h]               new token created and promoted at Twilio (docs/twilio.md)
+  import  [--format text|json]                             the Twilio parent account and its subaccounts (docs/twilio.md)
 
 Common flags: --server (TWILIOGUARD_URL, default http://localhost:8080),
 --data-dir (to find the generated admin token), --admin-token-file (or set
@@ -65,6 +67,12 @@ func (r *remote) register(e env, fs *flagSet) {
 // client returns a client of the service; with admin, its AccountService
 // calls carry the admin token.
 func (r *remote) client(e env, admin bool) (*client.Client, error) {
+	return r.dial(e, r.server, admin)
+}
+
+// dial returns a client of the service at baseURL with the flags' TLS and
+// timeout settings.
+func (r *remote) dial(e env, baseURL string, admin bool) (*client.Client, error) {
 	opts := []client.Option{client.WithTimeout(r.timeout)}
 	if r.caFile != "" {
 		pem, err := os.ReadFile(r.caFile)
@@ -84,7 +92,7 @@ func (r *remote) client(e env, admin bool) (*client.Client, error) {
 		}
 		opts = append(opts, client.WithAdminToken(tok))
 	}
-	return client.New(r.server, opts...)
+	return client.New(baseURL, opts...)
 }
 
 func accounts(ctx context.Context, e env, args []string) error {
@@ -93,6 +101,12 @@ func accounts(ctx context.Context, e env, args []string) error {
 		return flag.ErrHelp
 	}
 	cmd, args := args[0], args[1:]
+	switch {
+	case cmd == "import":
+		return accountsImport(ctx, e, args)
+	case cmd == "rotate" && viaTwilio(e, args):
+		return rotateViaTwilio(ctx, e, args)
+	}
 	var r remote
 	fs := newFlagSet(e, "accounts "+cmd, "accounts "+cmd+" [flags]", false)
 	r.register(e, fs)

@@ -59,9 +59,10 @@ const usage = `twilioguard verifies Twilio webhook signatures for many accounts.
 
 Usage:
   twilioguard serve      run the service (Connect, gRPC, gRPC-Web, Envoy ext_authz)
-  twilioguard accounts   put | get | list | rm | rotate accounts on a running service
+  twilioguard accounts   put | get | list | rm | rotate | import accounts on a running service
   twilioguard sign       compute the X-Twilio-Signature of a request (offline)
   twilioguard verify     ask a running service whether a request is genuine
+  twilioguard audit      classify the webhook URLs configured at Twilio
   twilioguard version    print the version
 
 Run "twilioguard <command> -h" for a command's flags. Every flag has an
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return sign(e, args[1:])
 	case "verify":
 		return verify(ctx, e, args[1:])
+	case "audit":
+		return audit(ctx, e, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "twilioguard", versionString())
 		return nil
