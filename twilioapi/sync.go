@@ -105,7 +105,7 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
 	if err != nil {
 		if ctx.Err() == nil {
 			s.runs.WithLabelValues("error").Inc()
-			s.cfg.Logger.Error("twilio sync failed; retried at the next interval", "err", err, "next_in", s.cfg.Interval)
+			s.cfg.Logger.Error("twilio sync failed; retried at the next interval", "error", err, "next_in", s.cfg.Interval)
 		}
 		return sum, err
 	}
@@ -116,6 +116,6 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
 		level = slog.LevelInfo
 	}
 	s.cfg.Logger.Log(ctx, level, "twilio sync done", "added", sum.Added, "updated", sum.Updated,
-		"removed", sum.Removed, "unchanged", sum.Unchanged, "duration", time.Since(start).Round(time.Millisecond))
+		"removed", sum.Removed, "unchanged", sum.Unchanged, "latency", time.Since(start).Round(time.Millisecond))
 	return sum, nil
 }

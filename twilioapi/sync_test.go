@@ -3,6 +3,7 @@ package twilioapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -171,7 +172,7 @@ func TestSyncerIntoServer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
-	if err := <-done; err != context.Canceled {
+	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v; want context.Canceled", err)
 	}
 	if v, err := verify(t.Context(), srv, signedBy(f.tw, f.subs[1])); err != nil || !v.Valid {

@@ -18,6 +18,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	var (
 		c                   app.Config
 		logFormat, logLevel string
+		tf                  twilioFlags
 	)
 	c.Server.AccountLabel = true
 	fs := newFlagSet(e, "serve", "serve [flags]", true)
@@ -38,11 +39,20 @@ func serve(ctx context.Context, e env, args []string) error {
 	fs.BoolVar(&c.Server.AccountLabel, "metrics-account-label", true, "label verification metrics with the account SID (turn off with very many accounts)")
 	fs.IntVar(&c.Server.MaxHintsPerSecond, "max-hints-per-second", server.DefaultMaxHintsPerSecond, "near-miss diagnoses computed per second at most (negative: none)")
 	fs.StringVar(&c.ExtauthzAddr, "extauthz-addr", "", "also serve Envoy ext_authz Check on this address with a native gRPC server")
+	fs.DurationVar(&c.TwilioSyncInterval, "twilio-sync-interval", 0, "import the Twilio parent account and its subaccounts at start and then this often (0: never); credentials from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN or --twilio-credentials-file")
+	tf.register(fs)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if c.TwilioSyncInterval > 0 {
+		tw, err := tf.client(e)
+		if err != nil {
+			return fmt.Errorf("--twilio-sync-interval: %w", err)
+		}
+		c.Twilio = tw
 	}
 	log, err := newLogger(e.stderr, logFormat, logLevel)
 	if err != nil {

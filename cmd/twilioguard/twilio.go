@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 	"github.com/twilioguard/twilioguard/twilioapi"
 )
@@ -46,17 +44,6 @@ func (tf *twilioFlags) client(e env) (*twilioapi.Client, error) {
 	return twilioapi.NewClient(creds, twilioapi.Options{APIURL: tf.apiURL})
 }
 
-// syncer returns the Syncer `serve --twilio-sync-interval D` runs over the
-// in-process server: the parent credentials from the environment or the
-// credentials file, its metrics on reg.
-func (tf *twilioFlags) syncer(e env, interval time.Duration, accounts twilioapi.AccountService, reg prometheus.Registerer, log *slog.Logger) (*twilioapi.Syncer, error) {
-	tw, err := tf.client(e)
-	if err != nil {
-		return nil, fmt.Errorf("--twilio-sync-interval: %w", err)
-	}
-	return twilioapi.NewSyncer(twilioapi.SyncConfig{Twilio: tw, Accounts: accounts, Interval: interval, Logger: log, Registerer: reg})
-}
-
 // twilioCommand is what the commands that call both Twilio and the
 // service share: their flags, and the two clients.
 type twilioCommand struct {
@@ -69,7 +56,7 @@ type twilioCommand struct {
 // when withFormat is set.
 func newTwilioCommand(e env, fs *flagSet, withFormat bool) *twilioCommand {
 	c := &twilioCommand{}
-	c.remote.register(e, fs)
+	c.register(e, fs)
 	c.twilio.register(fs)
 	if withFormat {
 		fs.StringVar(&c.format, "format", "text", "output format: text or json")

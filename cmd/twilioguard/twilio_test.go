@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -13,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/store"
 	"github.com/twilioguard/twilioguard/twilioapi"
@@ -192,9 +188,10 @@ func TestViaTwilio(t *testing.T) {
 	}
 }
 
-// TestTwilioSyncer checks the Syncer serve runs: the parent credentials
-// from a file, its metrics registered.
-func TestTwilioSyncer(t *testing.T) {
+// TestServeTwilioSync runs `serve --twilio-sync-interval` against a fake
+// Twilio: the parent account is imported at start, the sync metrics are
+// served, and without credentials serve refuses to start.
+func TestServeTwilioSync(t *testing.T) {
 	t.Parallel()
 	tw := twiliotest.NewServer(t)
 	parent, token := tw.NewAccount("ISV")
@@ -202,40 +199,42 @@ func TestTwilioSyncer(t *testing.T) {
 	if err := os.WriteFile(file, []byte("TWILIO_ACCOUNT_SID="+parent+"\nTWILIO_AUTH_TOKEN="+token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tf := twilioFlags{apiURL: tw.URL, credentialsFile: file}
-	reg := prometheus.NewRegistry()
-	accounts := &recordingAccounts{}
-	s, err := tf.syncer(env{getenv: envFunc(nil)}, time.Minute, accounts, reg, nil)
+	dataDir, addr := t.TempDir(), testserver.FreeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--data-dir", dataDir, "--twilio-sync-interval", "1h",
+			"--twilio-api-url", tw.URL, "--twilio-credentials-file", file}, envFunc(nil), strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var out string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		if out, err = cli(t, nil, "accounts", "get", parent, "--server", "http://"+addr, "--data-dir", dataDir); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out, parent) {
+		t.Fatalf("the parent account was not imported at start: %q", out)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum, err := s.SyncOnce(t.Context()); err != nil || sum.Added != 1 || accounts.put != parent {
-		t.Errorf("SyncOnce = %v, %v; put %q", sum, err, accounts.put)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `twilioguard_twilio_sync_runs_total{result="success"} 1`) || strings.Contains(string(page), token) {
+		t.Errorf("/metrics lacks one successful sync run, or shows the token")
 	}
-	if mfs, err := reg.Gather(); err != nil || len(mfs) != 3 {
-		t.Errorf("%d metric families registered (%v); want 3", len(mfs), err)
+	_, err = cli(t, nil, "serve", "--addr", testserver.FreeAddr(t), "--data-dir", t.TempDir(), "--twilio-sync-interval", "1h", "--twilio-api-url", tw.URL)
+	if err == nil || !strings.Contains(err.Error(), "--twilio-sync-interval: no Twilio credentials") {
+		t.Errorf("serve --twilio-sync-interval without credentials: %v", err)
 	}
-	tf.credentialsFile = ""
-	if _, err := tf.syncer(env{getenv: envFunc(nil)}, time.Minute, accounts, reg, nil); err == nil || !strings.Contains(err.Error(), "--twilio-sync-interval: no Twilio credentials") {
-		t.Errorf("syncer without credentials: %v", err)
-	}
-}
-
-// recordingAccounts is an empty account service that records the SID of
-// the last PutAccount.
-type recordingAccounts struct {
-	twilioapi.AccountService
-	put string
-}
-
-func (r *recordingAccounts) ListAccounts(context.Context, *twilioguardv1.ListAccountsRequest) (*twilioguardv1.ListAccountsResponse, error) {
-	return &twilioguardv1.ListAccountsResponse{}, nil
-}
-
-func (r *recordingAccounts) PutAccount(_ context.Context, req *twilioguardv1.PutAccountRequest) (*twilioguardv1.PutAccountResponse, error) {
-	if req.Account.AuthToken == "" {
-		return nil, errors.New("no token")
-	}
-	r.put = req.Account.Sid
-	return &twilioguardv1.PutAccountResponse{Account: &twilioguardv1.Account{Sid: req.Account.Sid}}, nil
 }

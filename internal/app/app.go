@@ -32,6 +32,7 @@ import (
 	"github.com/twilioguard/twilioguard/store/postgres"
 	"github.com/twilioguard/twilioguard/store/seal"
 	"github.com/twilioguard/twilioguard/store/sqlite"
+	"github.com/twilioguard/twilioguard/twilioapi"
 )
 
 // Defaults of [Config] fields left zero.
@@ -75,6 +76,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight calls may take to finish
 	// when Run's context ends (default 30 s).
 	ShutdownTimeout time.Duration
+	// Twilio, with TwilioSyncInterval, imports the Twilio parent account and
+	// its subaccounts at start and then every interval (see package
+	// twilioapi); nil turns the sync off.
+	Twilio             *twilioapi.Client
+	TwilioSyncInterval time.Duration
 	// Server holds the verification settings (limits, resync interval,
 	// hints, metric labels). Its Store, AdminToken, Logger and Registerer
 	// are filled in by Open.
@@ -95,6 +101,7 @@ type App struct {
 	ln       net.Listener
 	grpc     *grpc.Server
 	extLn    net.Listener
+	sync     *twilioapi.Syncer
 	closeOne sync.Once
 	closeErr error
 }
@@ -152,6 +159,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		extauthz.WithHandlerOptions(a.srv.HandlerOptions()...))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Twilio != nil && cfg.TwilioSyncInterval > 0 {
+		a.sync, err = twilioapi.NewSyncer(twilioapi.SyncConfig{Twilio: cfg.Twilio, Accounts: a.srv,
+			Interval: cfg.TwilioSyncInterval, Logger: a.log, Registerer: a.reg})
+		if err != nil {
+			return nil, err
+		}
 	}
 	a.handler = a.routes()
 	if err := a.listen(); err != nil {
@@ -275,6 +289,9 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { _ = a.srv.Run(runCtx) })
 	if a.keys.HasOldKeys() {
 		wg.Go(func() { a.reseal(runCtx) })
+	}
+	if a.sync != nil {
+		wg.Go(func() { _ = a.sync.Run(runCtx) })
 	}
 
 	errc := make(chan error, 2)
