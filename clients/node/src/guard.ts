@@ -286,11 +286,18 @@ export function isInjected(name: string): boolean {
   return n.startsWith("x-twilioguard-") || n === "x-twilio-account-sid";
 }
 
-/** stripInjected removes every header {@link isInjected} names from a Node request. */
+/**
+ * stripInjected removes every header {@link isInjected} names from a Node
+ * request: from req.headers, req.headersDistinct and req.rawHeaders.
+ */
 export function stripInjected(req: IncomingMessage): void {
-  for (const name of Object.keys(req.headers)) {
-    if (isInjected(name)) {
-      Reflect.deleteProperty(req.headers, name);
+  // Node builds headers and headersDistinct from rawHeaders on first use:
+  // build them before rawHeaders changes.
+  for (const headers of [req.headers, req.headersDistinct]) {
+    for (const name of Object.keys(headers)) {
+      if (isInjected(name)) {
+        Reflect.deleteProperty(headers, name);
+      }
     }
   }
   const raw = req.rawHeaders;
