@@ -128,6 +128,12 @@ describe("end to end", { skip }, () => {
         assert.equal((await post(`${app.url}/sms`, a, params, { body: form(dropped) })).status, 403);
       });
 
+      test("malformed body: 400", async () => {
+        const app = await start({ accounts: a.sid });
+        const res = await post(`${app.url}/sms`, a, sms(a), { body: "Body=%zz" });
+        assert.equal(res.status, 400);
+      });
+
       test("GET webhook: the query is signed", async () => {
         const app = await start();
         const url = `${app.url}/sms?${form(sms(a))}`;

@@ -283,6 +283,8 @@ export interface SendOptions {
   localAddress?: string;
   /** For https:// URLs: the CA to trust. */
   ca?: Buffer;
+  /** Send the body chunked, without Content-Length. */
+  chunked?: boolean;
 }
 
 /** send sends one real HTTP or HTTPS request. */
@@ -290,7 +292,7 @@ export function send(url: string, options: SendOptions = {}): Promise<Response> 
   const u = new URL(url);
   const body = options.body ?? "";
   const headers: Record<string, string | number> = { ...options.headers };
-  if (body.length > 0 || options.method === "POST") {
+  if (!options.chunked && (body.length > 0 || options.method === "POST")) {
     headers["content-length"] = Buffer.byteLength(body);
   }
   const request = u.protocol === "https:" ? httpsRequest : httpRequest;
