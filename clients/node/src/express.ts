@@ -114,7 +114,6 @@ async function verify(guard: Guard, req: WebhookRequest, res: ServerResponse): P
   stripInjected(req);
   const contentType = req.headers["content-type"];
   let body: BodyState;
-  let readHere = false;
   if (Buffer.isBuffer(req.rawBody)) {
     body = { kind: "raw", bytes: req.rawBody };
   } else if (Buffer.isBuffer(req.body)) {
@@ -132,8 +131,8 @@ async function verify(guard: Guard, req: WebhookRequest, res: ServerResponse): P
         }
       } else {
         body = { kind: "raw", bytes: read.bytes };
-        readHere = true;
         req.rawBody = read.bytes;
+        req.body ??= appBody(contentType, read.bytes);
       }
     }
   } else {
@@ -162,9 +161,6 @@ async function verify(guard: Guard, req: WebhookRequest, res: ServerResponse): P
   if (decision.status !== undefined) {
     refuse(res, decision.status);
     return false;
-  }
-  if (readHere && req.body === undefined && body.kind === "raw") {
-    req.body = appBody(contentType, Buffer.from(body.bytes));
   }
   return true;
 }

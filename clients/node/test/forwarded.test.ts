@@ -23,11 +23,16 @@ test("parseIP", () => {
     ["unknown", undefined],
     ["", undefined],
   ];
+  checkAddresses(parseIP, cases);
+});
+
+/** checkAddresses checks that parse gives each case's address (undefined: none). */
+function checkAddresses(parse: (s: string) => Uint8Array | undefined, cases: [string, string | undefined][]): void {
   for (const [input, want] of cases) {
-    const got = parseIP(input);
+    const got = parse(input);
     assert.equal(got === undefined ? undefined : formatIP(got), want, input);
   }
-});
+}
 
 test("parseNode", () => {
   const cases: [string, string | undefined][] = [
@@ -40,10 +45,7 @@ test("parseNode", () => {
     ["_hidden", undefined],
     ["unknown", undefined],
   ];
-  for (const [input, want] of cases) {
-    const got = parseNode(input);
-    assert.equal(got === undefined ? undefined : formatIP(got), want, input);
-  }
+  checkAddresses(parseNode, cases);
 });
 
 test("prefixes", () => {
