@@ -3,8 +3,8 @@
 # from its package-lock.json (TypeScript, ESLint, Express, Fastify, twilio-node,
 # protoc-gen-es, connect), with install scripts off.
 #
-# Sourced by scripts/test.sh. The packages are installed once per lockfile and
-# Node version under $TG_CACHE/node-deps/, and clients/node/node_modules is a
+# Sourced by scripts/test.sh. The packages are installed once per lockfile hash
+# and Node version under $TG_CACHE/node-deps/, and clients/node/node_modules is a
 # link to them; a real clients/node/node_modules directory (a developer's own
 # npm install) is used as it is. Exports:
 #
@@ -29,8 +29,10 @@ _tg_node_setup() {
     echo "node: using clients/node/node_modules as it is (a local install; remove it to use the cached one)"
   else
     local key dir
-    key="$(node --version)-$(cat "$pkg/package.json" "$pkg/package-lock.json" | sha256sum | cut -c1-16)"
+    key="$(node --version)-$(sha256sum <"$pkg/package-lock.json" | cut -c1-16)"
     dir="$TG_CACHE/node-deps/$key"
+    # Installs for other lockfiles that no run used for a week.
+    find "$TG_CACHE/node-deps" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -mtime +7 -exec rm -rf {} + 2>/dev/null
     if [ ! -f "$dir/.installed" ]; then
       echo "node: npm ci for clients/node into $dir"
       rm -rf "$dir" && mkdir -p "$dir" &&
@@ -38,6 +40,7 @@ _tg_node_setup() {
         (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) &&
         touch "$dir/.installed" || return 1
     fi
+    touch "$dir"
     ln -sfn "$dir/node_modules" "$pkg/node_modules" || return 1
   fi
   export TWILIOGUARD_TEST_NODE
