@@ -29,8 +29,9 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
-// Secret is a credential value. It never prints or logs its value: String,
-// GoString and LogValue all give "[redacted]".
+// Secret is a credential value. It never prints, logs or marshals its
+// value: String, GoString, LogValue, MarshalJSON and MarshalText all give
+// "[redacted]".
 type Secret string
 
 // String returns "[redacted]".
@@ -41,6 +42,13 @@ func (Secret) GoString() string { return "[redacted]" }
 
 // LogValue implements [slog.LogValuer] and returns "[redacted]".
 func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// MarshalJSON returns "[redacted]" as a JSON string, so that encoding a
+// struct that holds a Secret (slog's JSON handler does) never reveals it.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+// MarshalText returns "[redacted]", for encoders that use text marshalling.
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
 // Reveal returns the secret's value. Call it only where the value is used.
 func (s Secret) Reveal() string { return string(s) }

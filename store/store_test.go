@@ -1,6 +1,11 @@
 package store_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/twilioguard/twilioguard/store"
@@ -57,5 +62,22 @@ func TestAccountClone(t *testing.T) {
 	}
 	if n := (&store.Account{}).Clone(); n.Aliases != nil || n.SharedKeys != nil || n.Unreadable != nil {
 		t.Errorf("Clone of an empty account = %+v; want nil slices kept nil", n)
+	}
+}
+
+func TestSecretNeverMarshals(t *testing.T) {
+	t.Parallel()
+	const token = "s3cr3t-token-value"
+	holder := struct{ Token store.Secret }{Token: token}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "holder", holder, "secret", store.Secret(token))
+	b, err := json.Marshal(holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{buf.String(), string(b), fmt.Sprintf("%v %+v %#v %s", holder, holder, holder, store.Secret(token))} {
+		if strings.Contains(out, token) {
+			t.Errorf("output reveals the secret: %s", out)
+		}
 	}
 }
