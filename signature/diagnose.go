@@ -113,7 +113,7 @@ func (d *diagnosis) matches(rawURL string, pairs []kv, empty bool) bool {
 	}
 	for _, v := range vs {
 		for i := range keys {
-			if keys[i].macLen != d.n || d.budget <= 0 {
+			if keys[i].macLen() != d.n || d.budget <= 0 {
 				continue
 			}
 			d.budget--
