@@ -95,14 +95,18 @@ func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size in
 		order = append(order, prefix8(e.k)&^0xff|uint64(i))
 		size += len(e.k) + len(e.v)
 	}
+	ties := true // some keys may share their 7-byte prefix
 	if len(order) <= 32 {
-		insertionSort(order)
+		ties = insertionSort(order)
 	} else {
 		slices.Sort(order)
 	}
-	// Then order each run of equal prefixes by the whole key and value,
-	// dropping duplicate pairs: order[run:n] is the run being built.
 	const mask8 = 0xff
+	if !ties {
+		return order, mask8, size // no two pairs alike: no duplicates either
+	}
+	// Order each run of equal prefixes by the whole key and value, dropping
+	// duplicate pairs: order[run:n] is the run being built.
 	n, run := 0, 0
 	for _, o := range order {
 		if n == 0 || o>>8 != order[n-1]>>8 {
@@ -130,15 +134,20 @@ func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size in
 	return order[:n], mask8, size
 }
 
-// insertionSort sorts a few integers faster than a general sort.
-func insertionSort(a []uint64) {
+// insertionSort sorts a few (7-byte key prefix, index) sort keys faster
+// than a general sort, and reports whether two of them share their prefix.
+// Keys that share a prefix are adjacent once sorted, and each such pair was
+// adjacent when the later of the two was inserted.
+func insertionSort(a []uint64) (ties bool) {
 	for i := 1; i < len(a); i++ {
 		v, j := a[i], i
 		for ; j > 0 && a[j-1] > v; j-- {
 			a[j] = a[j-1]
 		}
 		a[j] = v
+		ties = ties || j > 0 && a[j-1]>>8 == v>>8 || j < i && a[j+1]>>8 == v>>8
 	}
+	return ties
 }
 
 // message is the signed string minus its URL: the parameters, at buf[p:],
