@@ -188,6 +188,10 @@ func FuzzCheck(f *testing.F) {
 		if _, err := Check(req, creds); !errors.Is(err, ErrMismatch) {
 			t.Fatalf("Check of a tampered signature = %v, want ErrMismatch", err)
 		}
+		// Diagnosing it stays within the default bound.
+		if _, hashed := DiagnoseBudget(req, creds, -1); hashed > DefaultDiagnoseBudget(len(rawURL)+len(body)) {
+			t.Fatalf("DiagnoseBudget hashed %d bytes, over the default budget", hashed)
+		}
 	})
 }
 
