@@ -17,48 +17,122 @@ import (
 // parameter value. Diagnose never makes a request valid: a near miss is
 // still a mismatch.
 //
-// Diagnose computes at most 256 MACs, so it costs up to about a hundred
-// times as much as [Check]; a service that answers untrusted callers may
-// want to limit how often it runs.
+// Its cost is bounded by what it hashes: [DiagnoseBudget] with
+// [DefaultDiagnoseBudget] of the request's size, so that for a large
+// request a diagnosis costs about twice a valid Check (and one over 1 MiB
+// is not diagnosed), while every near miss of a typical webhook is tried.
 func Diagnose(req *Request, creds []Credential) string {
+	hint, _ := DiagnoseBudget(req, creds, -1)
+	return hint
+}
+
+// maxDiagnosed is the largest request size Diagnose looks at.
+const maxDiagnosed = 1 << 20
+
+// DefaultDiagnoseBudget returns the bytes [Diagnose] may hash for a request
+// of the given size: its URL plus its body, or plus the keys and values of
+// its Params, which bounds the length of its signed string. That is 64 KiB,
+// enough for every near miss of a typical webhook (an SMS or voice webhook
+// needs under 30 KiB), plus twice the size, so that on a large request the
+// most common near miss, the URL with the other scheme (https:// for
+// http:// or the reverse) and its port variant, is still tried; and 0, no
+// diagnosis, for a request over 1 MiB.
+func DefaultDiagnoseBudget(size int) int {
+	if size > maxDiagnosed {
+		return 0
+	}
+	return 64<<10 + 2*size
+}
+
+// DiagnoseBudget is [Diagnose] with a bound: it tries near misses, most
+// common first, while the bytes it hashes stay within maxBytes, and returns
+// the hint ("" when it finds none within the bound) and how many bytes it
+// hashed. Each MAC it computes hashes a URL and parameters: a signed
+// string. A negative maxBytes means [DefaultDiagnoseBudget] of the
+// request's size.
+func DiagnoseBudget(req *Request, creds []Credential, maxBytes int) (hint string, hashed int) {
+	if maxBytes < 0 {
+		maxBytes = DefaultDiagnoseBudget(requestSize(req))
+	}
+	if maxBytes == 0 {
+		return "", 0
+	}
 	d, ok := newDiagnosis(req, creds)
 	if !ok {
-		return ""
+		return "", 0
 	}
-	if d.matches(req.URL, d.pairs, true) {
-		return "signature was made with an empty secret: the sender has no auth token configured"
+	d.budget = maxBytes
+	hint = d.run(req)
+	return hint, d.hashed
+}
+
+// requestSize returns the length of req's URL plus its body, or plus the
+// keys and values of its Params.
+func requestSize(req *Request) int {
+	n := len(req.URL)
+	if req.HasBody {
+		return n + len(req.Body)
 	}
-	for _, c := range urlNearMisses(d.u) {
-		if d.matches(c.url, d.pairs, false) {
+	for k, vs := range req.Params {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return n
+}
+
+// run tries the near misses of req in order: the URL's, an empty secret,
+// then the parameters'.
+func (d *diagnosis) run(req *Request) string {
+	misses := urlNearMisses(d.u)
+	room := len(req.URL)
+	for _, c := range misses {
+		room = max(room, len(c.url))
+	}
+	room += len(":443") // a variant may add the default port
+	var s scratch
+	m := s.message(d.pairs, room)
+	// Check tried the URL as received and its variants already.
+	for _, v := range d.u.variants(&s.variants) {
+		d.tried[v.String()] = true
+	}
+	for _, c := range misses {
+		if d.matches(&m, c.url, d.keys) {
 			return c.hint
 		}
 	}
-	if !d.bodyMode {
-		for _, c := range paramNearMisses(req, d.u, d.pairs, d.wire) {
-			if d.matches(c.url, c.pairs, false) {
-				return c.hint
-			}
-		}
+	var empty [2]key
+	empty[0].init(HMACSHA1, "")
+	empty[1].init(HMACSHA256, "")
+	clear(d.tried)
+	if d.matches(&m, req.URL, empty[:]) {
+		return "signature was made with an empty secret: the sender has no auth token configured"
 	}
-	return ""
+	if d.bodyMode {
+		return ""
+	}
+	return d.paramNearMisses(req)
 }
 
 // diagnosis is a request prepared for trying near misses.
 type diagnosis struct {
 	u        urlParts
 	pairs    []kv // as signed, in no particular order
-	wire     []kv // as sent
+	size     int  // length of the parameters as signed
 	bodyMode bool
-	budget   int // MACs left to compute
 	keys     []key
 	want     [32]byte
 	n        int
+	budget   int             // bytes that may be hashed
+	hashed   int             // bytes hashed so far
+	spent    bool            // a MAC did not fit in the budget: stop
+	tried    map[string]bool // URL variants tried with pairs
 }
 
 // newDiagnosis prepares req, or reports false when Check would not have
 // returned ErrMismatch for a reason a near miss could explain.
 func newDiagnosis(req *Request, creds []Credential) (diagnosis, bool) {
-	d := diagnosis{budget: diagnoseBudget}
+	d := diagnosis{tried: map[string]bool{}}
 	var ok bool
 	if d.n, ok = decodeSignature(req.Signature, &d.want); !ok {
 		return d, false
@@ -79,44 +153,39 @@ func newDiagnosis(req *Request, creds []Credential) (diagnosis, bool) {
 	}
 	d.bodyMode = in.bodyMode
 	d.pairs = append([]kv(nil), in.pairs...)
-	switch {
-	case d.bodyMode:
-	case req.HasBody:
-		d.wire, _ = decodeForm(req.Body, nil)
-	default:
-		for k, vs := range req.Params {
-			for _, v := range vs {
-				d.wire = append(d.wire, kv{k, v})
-			}
-		}
+	for _, e := range d.pairs {
+		d.size += len(e.k) + len(e.v)
 	}
 	return d, true
 }
 
-// matches reports whether the signature is valid for rawURL (or one of its
-// variants) and pairs under one of the credentials, or, with empty, under
-// the empty secret of each credential's algorithm.
-func (d *diagnosis) matches(rawURL string, pairs []kv, empty bool) bool {
+// matches reports whether the signature is valid for a variant of rawURL
+// followed by the parameters laid out in m, under one of keys. It skips
+// variants tried before with the same parameters and stops, setting
+// d.spent, at the first MAC that would take the bytes hashed over the
+// budget.
+func (d *diagnosis) matches(m *message, rawURL string, keys []key) bool {
 	u, err := splitURL(rawURL)
-	if err != nil {
+	if err != nil || d.spent {
 		return false
 	}
-	var s scratch
-	vs := u.variants(&s.variants)
-	m := s.message(pairs, maxLen(vs))
-	keys := d.keys
-	if empty {
-		var k1, k256 key
-		k1.init(HMACSHA1, "")
-		k256.init(HMACSHA256, "")
-		keys = []key{k1, k256}
-	}
-	for _, v := range vs {
+	var buf [maxVariants]variant
+	for _, v := range u.variants(&buf) {
+		vs := v.String()
+		if d.tried[vs] {
+			continue
+		}
+		d.tried[vs] = true
 		for i := range keys {
-			if keys[i].macLen != d.n || d.budget <= 0 {
+			if keys[i].macLen() != d.n {
 				continue
 			}
-			d.budget--
+			cost := v.len() + len(m.buf) - m.p
+			if d.hashed+cost > d.budget {
+				d.spent = true
+				return false
+			}
+			d.hashed += cost
 			mac, _ := m.sum(&keys[i], v)
 			if subtle.ConstantTimeCompare(mac[:d.n], d.want[:d.n]) == 1 {
 				return true
@@ -126,14 +195,31 @@ func (d *diagnosis) matches(rawURL string, pairs []kv, empty bool) bool {
 	return false
 }
 
-// diagnoseBudget is the most MACs one Diagnose call computes.
-const diagnoseBudget = 256
+// matchesParams is matches for the URL as received and other parameters.
+func (d *diagnosis) matchesParams(rawURL string, pairs []kv) bool {
+	if d.spent {
+		return false
+	}
+	clear(d.tried)
+	var s scratch
+	m := s.message(pairs, len(rawURL)+len(":443"))
+	return d.matches(&m, rawURL, d.keys)
+}
 
-// nearMiss is a changed request and the hint that names the change.
+// affordable reports whether one more MAC over about the request's signed
+// string fits in the budget; it is asked before a candidate's parameters
+// are built, which costs as much as the request is long.
+func (d *diagnosis) affordable() bool {
+	if d.hashed+len(d.u.raw)+d.size > d.budget {
+		d.spent = true
+	}
+	return !d.spent
+}
+
+// nearMiss is a changed URL and the hint that names the change.
 type nearMiss struct {
-	url   string
-	pairs []kv
-	hint  string
+	url  string
+	hint string
 }
 
 // urlNearMisses returns the URLs close to u that a proxy, a framework or a
@@ -244,25 +330,27 @@ var droppable = func() []string {
 	return append(names, "CallerName", "ForwardedFrom", "ParentCallSid", "MessagingServiceSid", "AddOns")
 }()
 
-// paramNearMisses returns parameter lists close to pairs that a framework or
-// a hand-written signer commonly turns into pairs.
-func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
-	var out []nearMiss
-	add := func(rawURL string, p []kv, hint string) {
-		out = append(out, nearMiss{url: rawURL, pairs: p, hint: hint})
-	}
+// paramNearMisses tries the parameter lists close to d.pairs that a
+// framework or a hand-written signer commonly turns into them, and returns
+// the hint of the first that matches. Each list is built only if a MAC over
+// it fits in the budget.
+func (d *diagnosis) paramNearMisses(req *Request) string {
+	pairs := d.pairs
 	if len(pairs) > 0 {
-		add(req.URL, nil, "signature covers the URL only, as for a GET or JSON webhook: do not pass the form fields as params")
-	} else if u.query() != "" {
-		if vals, err := url.ParseQuery(u.query()); err == nil {
+		if d.matchesParams(req.URL, nil) {
+			return "signature covers the URL only, as for a GET or JSON webhook: do not pass the form fields as params"
+		}
+	} else if q := d.u.query(); q != "" {
+		if vals, err := url.ParseQuery(q); err == nil && d.affordable() {
 			var p []kv
 			for k, vs := range vals {
 				for _, v := range vs {
 					p = append(p, kv{k, v})
 				}
 			}
-			add(u.raw[:len(u.raw)-len(u.rest)]+strings.SplitN(u.rest, "?", 2)[0], p,
-				"signature matches a form POST of this URL's query parameters: pass them as params, not in the URL")
+			if d.matchesParams(d.u.raw[:len(d.u.raw)-len(d.u.rest)]+strings.SplitN(d.u.rest, "?", 2)[0], p) {
+				return "signature matches a form POST of this URL's query parameters: pass them as params, not in the URL"
+			}
 		}
 	}
 	mapped := func(f func(string) (string, bool)) ([]kv, bool) {
@@ -275,18 +363,71 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 		}
 		return p, changed
 	}
-	if p, ok := mapped(func(v string) (string, bool) {
-		return strings.ReplaceAll(v, "+", " "), strings.Contains(v, "+")
-	}); ok {
-		add(req.URL, p, "signature matches the params with '+' decoded as a space: decode form fields as "+
-			"application/x-www-form-urlencoded, or send the raw body")
+	if d.affordable() {
+		if p, ok := mapped(func(v string) (string, bool) {
+			return strings.ReplaceAll(v, "+", " "), strings.Contains(v, "+")
+		}); ok && d.matchesParams(req.URL, p) {
+			return "signature matches the params with '+' decoded as a space: decode form fields as " +
+				"application/x-www-form-urlencoded, or send the raw body"
+		}
 	}
-	if p, ok := mapped(func(v string) (string, bool) {
-		d, err := url.QueryUnescape(v)
-		return d, err == nil && d != v
-	}); ok {
-		add(req.URL, p, "signature matches the params percent-decoded: pass decoded form fields, or send the raw body")
+	if d.affordable() {
+		if p, ok := mapped(func(v string) (string, bool) {
+			dv, err := url.QueryUnescape(v)
+			return dv, err == nil && dv != v
+		}); ok && d.matchesParams(req.URL, p) {
+			return "signature matches the params percent-decoded: pass decoded form fields, or send the raw body"
+		}
 	}
+	if repeated(pairs) && d.affordable() {
+		wire := wirePairs(req)
+		if d.matchesParams(req.URL, firstOrLast(wire, false)) {
+			return "signature covers only the first value of each repeated parameter: " +
+				"the signer does not follow Twilio's algorithm (it signs every distinct value, sorted)"
+		}
+		if d.affordable() && d.matchesParams(req.URL, firstOrLast(wire, true)) {
+			return "signature covers only the last value of each repeated parameter: " +
+				"the signer does not follow Twilio's algorithm (it signs every distinct value, sorted)"
+		}
+	}
+	if len(pairs) == 0 {
+		return ""
+	}
+	for _, set := range droppedSets(pairs) {
+		if !d.affordable() {
+			return ""
+		}
+		p := append([]kv(nil), pairs...)
+		for _, n := range set {
+			p = append(p, kv{n, ""})
+		}
+		if d.matchesParams(req.URL, p) {
+			return "signature matches with the empty parameter(s) " + strings.Join(set, ", ") +
+				" added: pass every form field, including empty ones (or send the raw body)"
+		}
+	}
+	return ""
+}
+
+// wirePairs returns the parameters of req in the order sent.
+func wirePairs(req *Request) []kv {
+	if req.HasBody {
+		wire, _ := decodeForm(req.Body, nil)
+		return wire
+	}
+	var wire []kv
+	for k, vs := range req.Params {
+		for _, v := range vs {
+			wire = append(wire, kv{k, v})
+		}
+	}
+	return wire
+}
+
+// droppedSets returns the sets of often-empty Twilio parameters missing
+// from pairs to try adding back, largest first: all of them, each caller
+// or callee group, the city/state/zip ones, then each alone.
+func droppedSets(pairs []kv) [][]string {
 	present := map[string]bool{}
 	for _, e := range pairs {
 		present[e.k] = true
@@ -297,52 +438,34 @@ func paramNearMisses(req *Request, u urlParts, pairs, wire []kv) []nearMiss {
 			missing = append(missing, name)
 		}
 	}
-	withEmpty := func(names []string) []kv {
-		p := append([]kv(nil), pairs...)
-		for _, n := range names {
-			p = append(p, kv{n, ""})
-		}
-		return p
+	if len(missing) == 0 {
+		return nil
 	}
-	if len(pairs) > 0 && len(missing) > 0 {
-		var sets [][]string
-		sets = append(sets, missing)
-		for _, group := range []string{"From", "To", "Called", "Caller"} {
-			var g []string
-			for _, n := range missing {
-				if strings.HasPrefix(n, group) && len(n) > len(group) && strings.Contains("CSZ", n[len(group):len(group)+1]) {
-					g = append(g, n)
-				}
-			}
-			if len(g) > 0 {
-				sets = append(sets, g)
-			}
-		}
-		var cities []string
+	sets := [][]string{missing}
+	for _, group := range []string{"From", "To", "Called", "Caller"} {
+		var g []string
 		for _, n := range missing {
-			if strings.HasSuffix(n, "City") || strings.HasSuffix(n, "State") || strings.HasSuffix(n, "Zip") {
-				cities = append(cities, n)
+			if strings.HasPrefix(n, group) && len(n) > len(group) && strings.Contains("CSZ", n[len(group):len(group)+1]) {
+				g = append(g, n)
 			}
 		}
+		if len(g) > 0 {
+			sets = append(sets, g)
+		}
+	}
+	var cities []string
+	for _, n := range missing {
+		if strings.HasSuffix(n, "City") || strings.HasSuffix(n, "State") || strings.HasSuffix(n, "Zip") {
+			cities = append(cities, n)
+		}
+	}
+	if len(cities) > 0 {
 		sets = append(sets, cities)
-		for _, n := range missing {
-			sets = append(sets, []string{n})
-		}
-		for _, set := range sets {
-			if len(set) == 0 {
-				continue
-			}
-			add(req.URL, withEmpty(set), "signature matches with the empty parameter(s) "+strings.Join(set, ", ")+
-				" added: pass every form field, including empty ones (or send the raw body)")
-		}
 	}
-	if repeated(pairs) {
-		add(req.URL, firstOrLast(wire, false), "signature covers only the first value of each repeated parameter: "+
-			"the signer does not follow Twilio's algorithm (it signs every distinct value, sorted)")
-		add(req.URL, firstOrLast(wire, true), "signature covers only the last value of each repeated parameter: "+
-			"the signer does not follow Twilio's algorithm (it signs every distinct value, sorted)")
+	for _, n := range missing {
+		sets = append(sets, []string{n})
 	}
-	return out
+	return sets
 }
 
 // repeated reports whether some key of pairs has several distinct values.

@@ -108,3 +108,127 @@ func TestDiagnoseNotAMismatch(t *testing.T) {
 		t.Errorf("Diagnose without credentials = %q, want \"\"", got)
 	}
 }
+
+// TestDiagnoseTypicalWebhooks checks that the default budget finds every
+// common near miss on the benchmark's SMS and voice webhooks, and that it
+// tries every near miss of a signature none explains.
+func TestDiagnoseTypicalWebhooks(t *testing.T) {
+	t.Parallel()
+	creds := []Credential{NewCredential("auth_token", benchToken, HMACSHA1)}
+	type nearMissCase struct {
+		name             string
+		received, signed string
+		params, sigVals  url.Values // as received, as signed
+		want             string
+	}
+	for _, hook := range []struct {
+		name, url, slashed string
+		params             url.Values
+		empty              string // a parameter whose value is empty
+	}{
+		{"sms", smsURL, smsURL + "/", smsParams, "ToZip"},
+		{"voice", voiceURL + "+corp", strings.Replace(voiceURL+"+corp", "?", "/?", 1), voiceParams, "CallerZip"},
+	} {
+		without := url.Values{}
+		for k, v := range hook.params {
+			if k != hook.empty {
+				without[k] = v
+			}
+		}
+		repeated := url.Values{}
+		for k, v := range hook.params {
+			repeated[k] = v
+		}
+		repeated["From"] = []string{hook.params.Get("From"), "+15555550100"}
+		tests := []nearMissCase{
+			{"https behind a proxy", strings.Replace(hook.url, "https://", "http://", 1), hook.url, hook.params, hook.params, "https:// form"},
+			{"port dropped", hook.url, strings.Replace(hook.url, ".com/", ".com:8443/", 1), hook.params, hook.params, "port :8443"},
+			{"trailing slash added", hook.slashed, hook.url, hook.params, hook.params, "without its trailing slash"},
+			{"empty param dropped", hook.url, hook.url, without, hook.params, hook.empty},
+			{"repeated key, first value", hook.url, hook.url, repeated, hook.params, "first value"},
+			{"wrong token", hook.url, "", hook.params, nil, ""},
+		}
+		if strings.Contains(hook.url, "+") {
+			tests = append(tests, nearMissCase{"query re-encoded", strings.Replace(hook.url, "+", "%20", 1), hook.url,
+				hook.params, hook.params, "+ for %20"})
+		}
+		for _, tt := range tests {
+			req := Request{URL: tt.received, Params: tt.params, Signature: Sign("other", hook.url, hook.params)}
+			if tt.signed != "" {
+				req.Signature = Sign(benchToken, tt.signed, tt.sigVals)
+			}
+			if _, err := Check(&req, creds); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("%s %s: Check = %v", hook.name, tt.name, err)
+			}
+			got, hashed := DiagnoseBudget(&req, creds, -1)
+			if !strings.Contains(got, tt.want) || tt.want == "" && got != "" {
+				t.Errorf("%s %s: hint %q, want it to contain %q", hook.name, tt.name, got, tt.want)
+			}
+			// An unbounded search hashes no more: the default cut nothing.
+			if _, all := DiagnoseBudget(&req, creds, 1<<40); all != hashed {
+				t.Errorf("%s %s: hashed %d bytes within the default budget, %d without bound", hook.name, tt.name, hashed, all)
+			}
+			if budget := DefaultDiagnoseBudget(requestSize(&req)); hashed > budget {
+				t.Errorf("%s %s: hashed %d bytes, over the budget %d", hook.name, tt.name, hashed, budget)
+			}
+		}
+	}
+}
+
+// TestDiagnoseBound checks that a diagnosis hashes no more than its bound:
+// a large request gets only the first near misses tried, one over 1 MiB
+// none, and an explicit bound is kept.
+func TestDiagnoseBound(t *testing.T) {
+	t.Parallel()
+	creds := []Credential{NewCredential("auth_token", benchToken, HMACSHA1)}
+	const form = "application/x-www-form-urlencoded"
+	large := func(n int, received, signed string) *Request {
+		params := url.Values{"AccountSid": {"AC1"}, "Body": {strings.Repeat("x", n)}}
+		return &Request{URL: received, Body: []byte(params.Encode()), ContentType: form, HasBody: true,
+			Signature: Sign(benchToken, signed, params)}
+	}
+	httpURL := strings.Replace(smsURL, "https://", "http://", 1)
+	tests := []struct {
+		name       string
+		req        *Request
+		maxBytes   int
+		want       string
+		wantHashed func(signedLen int) bool
+	}{
+		{"512 KiB, https behind a proxy: tried first", large(512<<10, httpURL, smsURL), -1, "https:// form",
+			func(l int) bool { return l <= 512<<10+100 && l > 512<<10 }},
+		{"512 KiB, trailing slash: over the budget", large(512<<10, smsURL+"/", smsURL), -1, "",
+			func(l int) bool { return l > 2*512<<10 && l <= DefaultDiagnoseBudget(512<<10+100) }},
+		{"over 1 MiB: not diagnosed", large(1<<20, httpURL, smsURL), -1, "",
+			func(l int) bool { return l == 0 }},
+		{"explicit bound", large(100, smsURL+"/", smsURL), 1000, "",
+			func(l int) bool { return l > 0 && l <= 1000 }},
+		{"zero bound", large(100, httpURL, smsURL), 0, "",
+			func(l int) bool { return l == 0 }},
+		{"bound that fits the match", large(100, httpURL, smsURL), 1000, "https:// form",
+			func(l int) bool { return l > 0 && l <= 1000 }},
+	}
+	for _, tt := range tests {
+		if _, err := Check(tt.req, creds); !errors.Is(err, ErrMismatch) {
+			t.Fatalf("%s: Check = %v", tt.name, err)
+		}
+		hint, hashed := DiagnoseBudget(tt.req, creds, tt.maxBytes)
+		if !strings.Contains(hint, tt.want) || tt.want == "" && hint != "" {
+			t.Errorf("%s: hint %q, want it to contain %q", tt.name, hint, tt.want)
+		}
+		if !tt.wantHashed(hashed) {
+			t.Errorf("%s: hashed %d bytes", tt.name, hashed)
+		}
+		if tt.maxBytes < 0 {
+			if got := Diagnose(tt.req, creds); got != hint {
+				t.Errorf("%s: Diagnose = %q, DiagnoseBudget with the default = %q", tt.name, got, hint)
+			}
+		}
+	}
+	if got := DefaultDiagnoseBudget(1000); got != 64<<10+2000 {
+		t.Errorf("DefaultDiagnoseBudget(1000) = %d", got)
+	}
+	if got := DefaultDiagnoseBudget(1<<20 + 1); got != 0 {
+		t.Errorf("DefaultDiagnoseBudget(1 MiB + 1) = %d, want 0", got)
+	}
+}

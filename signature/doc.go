@@ -23,9 +23,17 @@
 //
 // [Sign] and [Verify] cover the common case. [Check] verifies a [Request]
 // (decoded parameters, or the raw body) against several [Credential] values
-// at once and reports which one matched and under which URL; [Diagnose]
-// explains a mismatch to an operator.
+// at once and reports which one matched and under which URL; credentials
+// made by [NewCredential] carry their HMAC key prepared, for callers that
+// keep them. [Validate] is the one check of a request's form that all of
+// these apply: an absolute http:// or https:// URL with a host and no space
+// or control character, not both parameters and a body, valid escapes in a
+// form body. [AccountSids] lists every account a request names, so that a
+// service can refuse one that names an account other than the one whose
+// credential verified it. [Diagnose] explains a mismatch to an operator,
+// within a bound on what it hashes ([DiagnoseBudget]).
 //
 // The package uses only the standard library and allocates little: [Verify]
-// on a typical webhook does not allocate at all.
+// on a typical webhook, and [Check] with prepared credentials, do not
+// allocate at all.
 package signature

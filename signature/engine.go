@@ -3,6 +3,7 @@ package signature
 import (
 	"crypto/sha1" //nolint:gosec // Twilio signs with HMAC-SHA1.
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"net/url"
 	"slices"
@@ -13,10 +14,11 @@ import (
 // allocations. Larger requests fall back to the heap.
 const (
 	blockSize   = 64   // HMAC block size of SHA-1 and SHA-256
-	stackBytes  = 4096 // signed string plus room for a URL variant and a pad
+	stackBytes  = 4096 // signed string plus room for a URL variant
 	stackPairs  = 64   // form parameters
 	stackKeys   = 4    // credentials
 	maxVariants = 6    // see urlParts.variants
+	maxState    = 108  // a marshaled SHA-256 state; SHA-1's is shorter
 )
 
 // kv is one form parameter.
@@ -52,66 +54,104 @@ func compareKV(a, b *kv) int {
 	return strings.Compare(a.v, b.v)
 }
 
-// prefix7 returns the first 7 bytes of k, zero padded, as the top 56 bits
-// of an integer, so that prefix7(a) < prefix7(b) implies a < b.
-func prefix7(k string) uint64 {
-	if len(k) >= 7 {
-		return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
-			uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8
+// prefix8 returns the first 8 bytes of k, zero padded, as a big-endian
+// integer, so that prefix8(a) < prefix8(b) implies a < b.
+func prefix8(k string) uint64 {
+	if len(k) < 8 {
+		var b [8]byte
+		copy(b[:], k)
+		return binary.BigEndian.Uint64(b[:])
 	}
-	var p uint64
-	for i := range len(k) {
-		p |= uint64(k[i]) << (56 - 8*i)
-	}
-	return p
+	_ = k[7]
+	return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+		uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
 }
 
 // signingOrder returns the indices of pairs (masked by mask) in the order
-// Twilio signs them: by key, then by value, with duplicate pairs removed.
-// The parameters themselves are not moved: sorting plain integers is fast.
-func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64) {
+// Twilio signs them, by key, then by value, with duplicate pairs removed,
+// and an upper bound of the length of the parameters' part of the signed
+// string. The parameters themselves are not moved: sorting plain integers
+// is fast.
+func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size int) {
 	order = s.order[:0]
 	if len(pairs) > 256 {
 		for i := range pairs {
 			order = append(order, uint64(i))
+			size += len(pairs[i].k) + len(pairs[i].v)
 		}
 		slices.SortFunc(order, func(a, b uint64) int { return compareKV(&pairs[a], &pairs[b]) })
-		mask = ^uint64(0)
-	} else {
-		// Sort on (7-byte key prefix, index), then sort each run of equal
-		// prefixes by the whole key and value.
-		for i := range pairs {
-			order = append(order, prefix7(pairs[i].k)|uint64(i))
-		}
-		slices.Sort(order)
-		mask = 0xff
-		for lo := 0; lo < len(order); {
-			hi := lo + 1
-			for hi < len(order) && order[hi]>>8 == order[lo]>>8 {
-				hi++
+		n := min(len(order), 1)
+		for i := 1; i < len(order); i++ {
+			if compareKV(&pairs[order[i]], &pairs[order[n-1]]) != 0 {
+				order[n] = order[i]
+				n++
 			}
-			for i := lo + 1; i < hi; i++ {
-				for j := i; j > lo && compareKV(&pairs[order[j]&mask], &pairs[order[j-1]&mask]) < 0; j-- {
-					order[j], order[j-1] = order[j-1], order[j]
-				}
-			}
-			lo = hi
 		}
+		return order[:n], ^uint64(0), size
 	}
-	// Remove duplicate pairs, which are now adjacent.
-	n := min(len(order), 1)
-	for i := 1; i < len(order); i++ {
-		p, q := &pairs[order[i]&mask], &pairs[order[n-1]&mask]
-		if p.k != q.k || p.v != q.v {
-			order[n] = order[i]
+	// Sort on (7-byte key prefix, index): the index fits in the low byte.
+	for i := range pairs {
+		e := &pairs[i]
+		order = append(order, prefix8(e.k)&^0xff|uint64(i))
+		size += len(e.k) + len(e.v)
+	}
+	ties := true // some keys may share their 7-byte prefix
+	if len(order) <= 32 {
+		ties = insertionSort(order)
+	} else {
+		slices.Sort(order)
+	}
+	const mask8 = 0xff
+	if !ties {
+		return order, mask8, size // no two pairs alike: no duplicates either
+	}
+	// Order each run of equal prefixes by the whole key and value, dropping
+	// duplicate pairs: order[run:n] is the run being built.
+	n, run := 0, 0
+	for _, o := range order {
+		if n == 0 || o>>8 != order[n-1]>>8 {
+			run = n
+			order[n] = o
+			n++
+			continue
+		}
+		e := &pairs[o&mask8]
+		j := n
+		for ; j > run; j-- {
+			if c := compareKV(e, &pairs[order[j-1]&mask8]); c >= 0 {
+				if c == 0 {
+					j = -1 // a duplicate
+				}
+				break
+			}
+		}
+		if j >= 0 {
+			copy(order[j+1:n+1], order[j:n])
+			order[j] = o
 			n++
 		}
 	}
-	return order[:n], mask
+	return order[:n], mask8, size
+}
+
+// insertionSort sorts a few (7-byte key prefix, index) sort keys faster
+// than a general sort, and reports whether two of them share their prefix.
+// Keys that share a prefix are adjacent once sorted, and each such pair was
+// adjacent when the later of the two was inserted.
+func insertionSort(a []uint64) (ties bool) {
+	for i := 1; i < len(a); i++ {
+		v, j := a[i], i
+		for ; j > 0 && a[j-1] > v; j-- {
+			a[j] = a[j-1]
+		}
+		a[j] = v
+		ties = ties || j > 0 && a[j-1]>>8 == v>>8 || j < i && a[j+1]>>8 == v>>8
+	}
+	return ties
 }
 
 // message is the signed string minus its URL: the parameters, at buf[p:],
-// with room before them for an HMAC pad and any URL variant.
+// with room before them for any URL variant.
 type message struct {
 	buf []byte
 	p   int
@@ -119,18 +159,13 @@ type message struct {
 
 // message lays out pairs, in signing order, for URLs of up to maxURL bytes.
 func (s *scratch) message(pairs []kv, maxURL int) message {
-	order, mask := s.signingOrder(pairs)
-	n := 0
-	for _, o := range order {
-		e := &pairs[o&mask]
-		n += len(e.k) + len(e.v)
-	}
-	p := blockSize + maxURL
+	order, mask, size := s.signingOrder(pairs)
+	p := maxURL
 	var buf []byte
-	if p+n <= len(s.buf) {
-		buf = s.buf[:p+n]
+	if p+size <= len(s.buf) {
+		buf = s.buf[:p+size]
 	} else {
-		buf = make([]byte, p+n)
+		buf = make([]byte, p+size)
 	}
 	off := p
 	for _, o := range order {
@@ -138,46 +173,33 @@ func (s *scratch) message(pairs []kv, maxURL int) message {
 		off += copy(buf[off:], e.k)
 		off += copy(buf[off:], e.v)
 	}
-	return message{buf: buf, p: p}
+	return message{buf: buf[:off], p: p}
 }
 
 // sum returns the HMAC of v followed by the message under k, and its length.
 // v must not be longer than the maxURL the message was laid out for.
 func (m *message) sum(k *key, v variant) (mac [32]byte, n int) {
-	start := m.p - v.len() - blockSize
-	copy(m.buf[start:], k.ipad[:])
-	v.write(m.buf[start+blockSize : m.p])
-	data := m.buf[start:]
-	var outer [blockSize + 32]byte
-	copy(outer[:], k.opad[:])
-	if k.alg == HMACSHA256 {
-		inner := sha256.Sum256(data)
-		copy(outer[blockSize:], inner[:])
-		mac = sha256.Sum256(outer[:blockSize+sha256.Size])
-		return mac, sha256.Size
-	}
-	inner := sha1.Sum(data) //nolint:gosec // Twilio signs with HMAC-SHA1.
-	copy(outer[blockSize:], inner[:])
-	sum := sha1.Sum(outer[:blockSize+sha1.Size]) //nolint:gosec // as above
-	copy(mac[:], sum[:])
-	return mac, sha1.Size
+	start := m.p - v.len()
+	v.write(m.buf[start:m.p])
+	n = k.sum(m.buf[start:], &mac)
+	return mac, n
 }
 
-// key is a credential prepared for HMAC: its inner and outer pads.
-type key struct {
-	ipad, opad [blockSize]byte
-	alg        Algorithm
-	macLen     int
-	index      int // position in the caller's credential list
+// hmacState is an HMAC key made ready for use: the marshaled states of the
+// hash after it has absorbed the inner pad block and the outer pad block,
+// so that each MAC starts from them instead of hashing the pads again.
+type hmacState struct {
+	alg          Algorithm // HMACSHA1 or HMACSHA256
+	n            int       // length of each marshaled state
+	inner, outer [maxState]byte
 }
 
-// init prepares k for alg (zero meaning HMACSHA1) and secret.
-func (k *key) init(alg Algorithm, secret string) {
+// init prepares st for alg (zero meaning HMACSHA1) and secret.
+func (st *hmacState) init(alg Algorithm, secret string) {
 	if alg == 0 {
 		alg = HMACSHA1
 	}
-	k.alg = alg
-	k.macLen = alg.macLen()
+	st.alg = alg
 	var kb [blockSize]byte
 	switch {
 	case len(secret) <= blockSize:
@@ -189,12 +211,77 @@ func (k *key) init(alg Algorithm, secret string) {
 		h := sha1.Sum([]byte(secret)) //nolint:gosec // HMAC-SHA1 key reduction.
 		copy(kb[:], h[:])
 	}
+	var ipad, opad [blockSize]byte
 	for i := 0; i < blockSize; i += 8 {
 		w := binary.LittleEndian.Uint64(kb[i:])
-		binary.LittleEndian.PutUint64(k.ipad[i:], w^0x3636363636363636)
-		binary.LittleEndian.PutUint64(k.opad[i:], w^0x5c5c5c5c5c5c5c5c)
+		binary.LittleEndian.PutUint64(ipad[i:], w^0x3636363636363636)
+		binary.LittleEndian.PutUint64(opad[i:], w^0x5c5c5c5c5c5c5c5c)
 	}
+	// The hashes stay on the stack only when their concrete type is known
+	// here, so each algorithm has its own branch (likewise in sum).
+	var in, out []byte
+	if alg == HMACSHA256 {
+		h := sha256.New()
+		h.Write(ipad[:])
+		in, _ = h.(encoding.BinaryAppender).AppendBinary(st.inner[:0])
+		h.Reset()
+		h.Write(opad[:])
+		out, _ = h.(encoding.BinaryAppender).AppendBinary(st.outer[:0])
+	} else {
+		h := sha1.New() //nolint:gosec // Twilio signs with HMAC-SHA1.
+		h.Write(ipad[:])
+		in, _ = h.(encoding.BinaryAppender).AppendBinary(st.inner[:0])
+		h.Reset()
+		h.Write(opad[:])
+		out, _ = h.(encoding.BinaryAppender).AppendBinary(st.outer[:0])
+	}
+	if len(in) != len(out) || len(in) > maxState || &in[0] != &st.inner[0] || &out[0] != &st.outer[0] {
+		panic("signature: unexpected hash state size")
+	}
+	st.n = len(in)
 }
+
+// sum writes the HMAC of msg to mac and returns its length.
+func (st *hmacState) sum(msg []byte, mac *[32]byte) int {
+	var inner [32]byte
+	if st.alg == HMACSHA256 {
+		h := sha256.New()
+		_ = h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.inner[:st.n])
+		h.Write(msg)
+		h.Sum(inner[:0])
+		_ = h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.outer[:st.n])
+		h.Write(inner[:sha256.Size])
+		h.Sum(mac[:0])
+		return sha256.Size
+	}
+	h := sha1.New() //nolint:gosec // Twilio signs with HMAC-SHA1.
+	_ = h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.inner[:st.n])
+	h.Write(msg)
+	h.Sum(inner[:0])
+	_ = h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.outer[:st.n])
+	h.Write(inner[:sha1.Size])
+	h.Sum(mac[:0])
+	return sha1.Size
+}
+
+// preparedKey is the prepared HMAC key of a [Credential] made by
+// [NewCredential], with the secret it was made from.
+type preparedKey struct {
+	secret string
+	hmacState
+}
+
+// key is a credential ready for one call.
+type key struct {
+	hmacState
+	index int // position in the caller's credential list
+}
+
+// init prepares k for alg (zero meaning HMACSHA1) and secret.
+func (k *key) init(alg Algorithm, secret string) { k.hmacState.init(alg, secret) }
+
+// macLen returns the length of k's MACs.
+func (k *key) macLen() int { return k.alg.macLen() }
 
 // keySet is the usable credentials of a call.
 type keySet struct {
@@ -204,19 +291,27 @@ type keySet struct {
 }
 
 // keys prepares every credential that can verify something: a non-empty
-// secret and a known algorithm.
+// secret and a known algorithm. A credential made by NewCredential brings
+// its prepared key, used as long as its Secret and Algorithm are unchanged.
 func (s *scratch) keys(creds []Credential) keySet {
 	ks := keySet{list: s.keyList[:0]}
 	for i := range creds {
 		c := &creds[i]
-		if c.Secret == "" || c.Algorithm.macLen() == 0 {
+		alg := c.Algorithm
+		if alg == 0 {
+			alg = HMACSHA1
+		}
+		if c.Secret == "" || alg.macLen() == 0 {
 			continue
 		}
-		ks.list = append(ks.list, key{})
+		ks.list = append(ks.list, key{index: i})
 		k := &ks.list[len(ks.list)-1]
-		k.init(c.Algorithm, c.Secret)
-		k.index = i
-		if k.macLen == sha256.Size {
+		if p := c.prepared; p != nil && p.secret == c.Secret && p.alg == alg {
+			k.hmacState = p.hmacState
+		} else {
+			k.init(alg, c.Secret)
+		}
+		if alg == HMACSHA256 {
 			ks.sha256 = true
 		} else {
 			ks.sha1 = true

@@ -67,3 +67,31 @@ func ExampleDiagnose() {
 	}
 	// Output: signature matches the https:// form of this URL: a proxy terminates TLS; configure the public base URL or trust X-Forwarded-Proto from the proxy
 }
+
+func ExampleNewCredential() {
+	// Prepare credentials once, for example when an account is loaded, and
+	// use them for every request.
+	creds := []signature.Credential{signature.NewCredential("auth_token", "token", signature.HMACSHA1)}
+	params := url.Values{"Body": {"hi"}}
+	req := &signature.Request{
+		URL:       "https://example.com/sms",
+		Params:    params,
+		Signature: signature.Sign("token", "https://example.com/sms", params),
+	}
+	m, err := signature.Check(req, creds)
+	fmt.Println(creds[m.Credential].Name, err)
+	// Output: auth_token <nil>
+}
+
+func ExampleAccountSids() {
+	// The query names another account, in a spelling an application
+	// decodes to AccountSid.
+	req := &signature.Request{
+		URL:         "https://example.com/sms?Account%53id=AC2",
+		Body:        []byte("AccountSid=AC1&Body=hi"),
+		ContentType: "application/x-www-form-urlencoded",
+		HasBody:     true,
+	}
+	fmt.Println(signature.AccountSids(req))
+	// Output: [AC1 AC2]
+}

@@ -1,10 +1,14 @@
 package signature
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -184,6 +188,10 @@ func FuzzCheck(f *testing.F) {
 		if _, err := Check(req, creds); !errors.Is(err, ErrMismatch) {
 			t.Fatalf("Check of a tampered signature = %v, want ErrMismatch", err)
 		}
+		// Diagnosing it stays within the default bound.
+		if _, hashed := DiagnoseBudget(req, creds, -1); hashed > DefaultDiagnoseBudget(len(rawURL)+len(body)) {
+			t.Fatalf("DiagnoseBudget hashed %d bytes, over the default budget", hashed)
+		}
 	})
 }
 
@@ -249,4 +257,46 @@ func FuzzAccountSids(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzSign checks Sign against a plain construction of the string to sign
+// (sorted keys, sorted distinct values) and crypto/hmac.
+func FuzzSign(f *testing.F) {
+	for _, s := range []string{
+		"", "a=1", "k=b&k=a&k=b&j=", "CalledCity=x&CalledCountry=y&Called=z&CalledCityX=&CalledCity=w",
+		"aaaaaaaa1=1&aaaaaaaa0=2&aaaaaaa=3&aaaaaaaa=4&aaaaaaa%00=5", "%F0%9F%98%80=1&%EF%BD%A1=2",
+	} {
+		f.Add("https://example.com/sms?x=1", s)
+	}
+	f.Fuzz(func(t *testing.T, rawURL, form string) {
+		params, err := url.ParseQuery(form)
+		if err != nil {
+			return
+		}
+		mac := hmac.New(sha1.New, []byte("secret"))
+		mac.Write([]byte(stringToSign(rawURL, params)))
+		if got, want := Sign("secret", rawURL, params), base64.StdEncoding.EncodeToString(mac.Sum(nil)); got != want {
+			t.Fatalf("Sign(%q, %q) = %s, want %s", rawURL, form, got, want)
+		}
+	})
+}
+
+// TestSignManyParams runs the checks of FuzzSign on parameter sets of every
+// size the engine sorts differently: up to 32, up to 256, and more.
+func TestSignManyParams(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 7, 21, 32, 33, 64, 65, 200, 256, 257, 300} {
+		params := url.Values{}
+		for i := range n {
+			// Keys share long prefixes and repeat; values repeat.
+			k := strings.Repeat("K", rng.IntN(10)) + strconv.Itoa(rng.IntN(n+1))
+			params[k] = append(params[k], strconv.Itoa(rng.IntN(3)), strconv.Itoa(i%2))
+		}
+		mac := hmac.New(sha1.New, []byte("secret"))
+		mac.Write([]byte(stringToSign("https://h/", params)))
+		if got, want := Sign("secret", "https://h/", params), base64.StdEncoding.EncodeToString(mac.Sum(nil)); got != want {
+			t.Errorf("%d params: Sign = %s, want %s", n, got, want)
+		}
+	}
 }

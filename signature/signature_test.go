@@ -414,3 +414,101 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestControlAt(t *testing.T) {
+	t.Parallel()
+	naive := func(s string) int {
+		for i := range len(s) {
+			if s[i] < 0x21 || s[i] == 0x7f {
+				return i
+			}
+		}
+		return -1
+	}
+	for n := range 20 {
+		for p := range n {
+			for c := range 256 {
+				b := []byte(strings.Repeat("a", n))
+				b[p] = byte(c)
+				if n > 12 {
+					b[n-1] = 0x7f // a later match must not hide an earlier one
+				}
+				if got, want := controlAt(string(b)), naive(string(b)); got != want {
+					t.Fatalf("controlAt(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestNewCredential(t *testing.T) {
+	t.Parallel()
+	sig256 := SignWith(HMACSHA256, "sk", docsURL, docsParams)
+	long := strings.Repeat("k", 100) // longer than a block: hashed first
+	tests := []struct {
+		name string
+		cred Credential
+		sig  string
+		want error
+	}{
+		{"auth token", NewCredential("auth_token", token, HMACSHA1), docsSig, nil},
+		{"zero algorithm is HMAC-SHA1", NewCredential("auth_token", token, 0), docsSig, nil},
+		{"SharedKey HMAC-SHA256", NewCredential("KS1", "sk", HMACSHA256), sig256, nil},
+		{"long secret", NewCredential("auth_token", long, HMACSHA1), Sign(long, docsURL, docsParams), nil},
+		{"long secret HMAC-SHA256", NewCredential("KS1", long, HMACSHA256), SignWith(HMACSHA256, long, docsURL, docsParams), nil},
+		{"wrong token", NewCredential("auth_token", "54321", HMACSHA1), docsSig, ErrMismatch},
+		{"empty secret", NewCredential("auth_token", "", HMACSHA1), docsSig, ErrNoCredentials},
+		{"unknown algorithm", NewCredential("x", token, 9), docsSig, ErrNoCredentials},
+		{"SHA-1 signature, SHA-256 key", NewCredential("KS1", token, HMACSHA256), docsSig, ErrMalformedSignature},
+	}
+	for _, tt := range tests {
+		req := Request{URL: docsURL, Params: docsParams, Signature: tt.sig}
+		_, err := Check(&req, []Credential{tt.cred})
+		if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
+			t.Errorf("%s: Check = %v, want %v", tt.name, err, tt.want)
+		}
+		// A struct literal with the same fields decides the same.
+		literal := Credential{Name: tt.cred.Name, Secret: tt.cred.Secret, Algorithm: tt.cred.Algorithm}
+		if _, lerr := Check(&req, []Credential{literal}); !errors.Is(lerr, tt.want) || (lerr == nil) != (tt.want == nil) {
+			t.Errorf("%s: Check with a literal = %v, want %v", tt.name, lerr, tt.want)
+		}
+	}
+}
+
+func TestNewCredentialChanged(t *testing.T) {
+	t.Parallel()
+	req := Request{URL: docsURL, Params: docsParams, Signature: docsSig}
+	// The prepared key follows the fields: after a change, the new secret
+	// or algorithm decides.
+	c := NewCredential("auth_token", "54321", HMACSHA1)
+	c.Secret = token
+	if _, err := Check(&req, []Credential{c}); err != nil {
+		t.Errorf("after Secret changed to the right token: Check = %v", err)
+	}
+	c = NewCredential("auth_token", token, HMACSHA1)
+	c.Secret = "54321"
+	if _, err := Check(&req, []Credential{c}); !errors.Is(err, ErrMismatch) {
+		t.Errorf("after Secret changed to a wrong token: Check = %v, want ErrMismatch", err)
+	}
+	c = NewCredential("auth_token", token, HMACSHA1)
+	c.Algorithm = HMACSHA256
+	if _, err := Check(&req, []Credential{c}); !errors.Is(err, ErrMalformedSignature) {
+		t.Errorf("after Algorithm changed to HMAC-SHA256: Check = %v, want ErrMalformedSignature", err)
+	}
+}
+
+// TestCheckAllocs is not parallel: testing.AllocsPerRun counts every
+// allocation in the process.
+func TestCheckAllocs(t *testing.T) {
+	creds := []Credential{NewCredential("KS1", "sk", HMACSHA256), NewCredential("auth_token", token, HMACSHA1),
+		{Name: "previous_auth_token", Secret: "old"}}
+	for _, req := range []Request{
+		{URL: docsURL, Params: docsParams, Signature: docsSig},
+		// Every variant tried, none matches.
+		{URL: strings.Replace(docsURL, "https://", "https://u:p@", 1), Params: docsParams, Signature: Sign("other", docsURL, docsParams)},
+	} {
+		if allocs := testing.AllocsPerRun(100, func() { _, _ = Check(&req, creds) }); allocs != 0 {
+			t.Errorf("%s: Check allocates %v times, want 0", req.URL, allocs)
+		}
+	}
+}

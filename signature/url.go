@@ -38,10 +38,8 @@ func splitURL(raw string) (urlParts, error) {
 	if raw == "" {
 		return urlParts{}, errorf("empty URL")
 	}
-	for i := range len(raw) {
-		if c := raw[i]; c < 0x21 || c == 0x7f {
-			return urlParts{}, errorf("URL has a space or control character at byte " + strconv.Itoa(i))
-		}
+	if i := controlAt(raw); i >= 0 {
+		return urlParts{}, errorf("URL has a space or control character at byte " + strconv.Itoa(i))
 	}
 	u := urlParts{raw: raw}
 	switch {
@@ -93,9 +91,43 @@ func splitURL(raw string) (urlParts, error) {
 	return u, nil
 }
 
-// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
+// controlAt returns the offset of the first byte of s below 0x21 or equal
+// to 0x7f, or -1 when there is none. It tests eight bytes at a time.
+func controlAt(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		del := x ^ 0x7f*ones
+		// A byte below 0x21, or a byte of del that is zero, sets its high bit.
+		if ((x-0x21*ones)&^x|(del-ones)&^del)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c == 0x7f {
+			return i
+		}
+	}
+	return -1
+}
+
+// hasPrefixFold reports whether s starts with prefix, a lower-case scheme
+// and "://", ignoring ASCII case. s must have no control character:
+// setting bit 0x20 folds upper-case letters, leaves ':' and '/' as they
+// are, and would map only control characters onto them.
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		if s[i]|0x20 != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // validPort reports whether p is "", ":" or ':' and a port number up to 65535.
