@@ -11,11 +11,13 @@ import (
 // credentials is the part of an account that verification needs, kept in
 // memory so that verifying never waits on the store.
 type credentials struct {
-	sid           string
-	version       int64
-	created       time.Time
-	authToken     string
-	previousToken string
+	sid     string
+	version int64
+	created time.Time
+	// authToken and previousToken are prepared for HMAC once, here, not on
+	// every verification; previousToken is accepted until previousUntil.
+	authToken     signature.Credential
+	previousToken signature.Credential
 	previousUntil time.Time
 	sharedKeys    []sharedKey
 	// unreadable names the secrets the store could not read back; while
@@ -23,10 +25,11 @@ type credentials struct {
 	unreadable []string
 }
 
+// sharedKey is a SharedKey prepared for each algorithm it allows.
 type sharedKey struct {
 	id         string
-	secret     string
 	algorithms []signature.Algorithm
+	creds      []signature.Credential // creds[i] uses algorithms[i]
 }
 
 func newCredentials(a *store.Account) *credentials {
@@ -34,17 +37,19 @@ func newCredentials(a *store.Account) *credentials {
 		sid:           a.SID,
 		version:       a.Version,
 		created:       a.CreateTime,
-		authToken:     a.AuthToken.Reveal(),
-		previousToken: a.PreviousAuthToken.Reveal(),
+		authToken:     signature.NewCredential(credAuthToken, a.AuthToken.Reveal(), signature.HMACSHA1),
+		previousToken: signature.NewCredential(credPreviousToken, a.PreviousAuthToken.Reveal(), signature.HMACSHA1),
 		previousUntil: a.PreviousExpireTime,
 		unreadable:    a.Unreadable,
 	}
 	if len(a.SharedKeys) > 0 {
 		c.sharedKeys = make([]sharedKey, len(a.SharedKeys))
 		for i, k := range a.SharedKeys {
-			sk := sharedKey{id: k.ID, secret: k.Secret.Reveal()}
+			sk := sharedKey{id: k.ID}
 			for _, alg := range k.Algorithms {
-				sk.algorithms = append(sk.algorithms, algorithmFromStore(alg))
+				a := algorithmFromStore(alg)
+				sk.algorithms = append(sk.algorithms, a)
+				sk.creds = append(sk.creds, signature.NewCredential(k.ID, k.Secret.Reveal(), a))
 			}
 			c.sharedKeys[i] = sk
 		}

@@ -58,6 +58,9 @@ const (
 	MinAdminTokenBytes = 16
 	// DefaultMaxHintsPerSecond is the default of Config.MaxHintsPerSecond.
 	DefaultMaxHintsPerSecond = 100
+	// DefaultMaxHintBytesPerSecond is the default of
+	// Config.MaxHintBytesPerSecond.
+	DefaultMaxHintBytesPerSecond = 16 << 20
 )
 
 // Config configures a [Server]. Only Store and AdminToken are required.
@@ -80,10 +83,15 @@ type Config struct {
 	// ResyncInterval is how often the whole cache is reloaded from the store
 	// as a safety net (default 1 minute; negative disables it).
 	ResyncInterval time.Duration
-	// MaxHintsPerSecond bounds how many near-miss diagnoses (each costs up
-	// to a few hundred MACs) the server computes per second; mismatches
-	// beyond it get no hint. Default 100; negative disables hints.
+	// MaxHintsPerSecond bounds how many near-miss diagnoses the server
+	// computes per second; mismatches beyond it get no hint. Default 100;
+	// negative disables hints.
 	MaxHintsPerSecond int
+	// MaxHintBytesPerSecond bounds the bytes near-miss diagnoses may hash
+	// per second, whatever the size of the requests (each diagnosis is also
+	// bounded by signature.DefaultDiagnoseBudget of its request). Default
+	// 16 MiB (a few milliseconds of CPU); negative disables hints.
+	MaxHintBytesPerSecond int
 	// DefaultGrace is RotateAuthToken's grace window when none is given
 	// (default 24 h).
 	DefaultGrace time.Duration
@@ -102,7 +110,8 @@ type Server struct {
 	metrics *metrics
 	storeUp atomic.Bool
 	loadErr atomic.Value // string: why the last full load failed, "" if it did not
-	hints   *budget
+	hints     *budget // diagnoses per second
+	hintBytes *budget // bytes hashed by diagnoses per second
 	routes  *bound.Labels // route names as metric labels
 	loadMu  sync.Mutex    // one full load at a time
 }
@@ -142,13 +151,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxHintsPerSecond == 0 {
 		cfg.MaxHintsPerSecond = DefaultMaxHintsPerSecond
 	}
+	if cfg.MaxHintBytesPerSecond == 0 {
+		cfg.MaxHintBytesPerSecond = DefaultMaxHintBytesPerSecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(), hints: newBudget(cfg.MaxHintsPerSecond), routes: bound.NewLabels("default")}
+	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(), hints: newBudget(cfg.MaxHintsPerSecond), hintBytes: newBudget(cfg.MaxHintBytesPerSecond), routes: bound.NewLabels("default")}
 	m, err := newMetrics(cfg.Registerer, s)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,8 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		return resp, nil
 	}
 
-	creds, keyReason := s.credentials(acct, settings, keyReason)
+	var buf [3]signature.Credential
+	creds, keyReason := s.credentials(acct, settings, keyReason, buf[:])
 	match, err := signature.Check(sreq, creds)
 	if err != nil && len(acct.unreadable) > 0 && !errors.Is(err, signature.ErrMalformedRequest) {
 		// A secret that cannot be read might have verified it: no answer
@@ -164,11 +166,34 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		resp.AccountSid, resp.Reason = other, twilioguardv1.Reason_ACCOUNT_MISMATCH
 	default: // ErrMismatch, ErrNoCredentials
 		resp.Reason = twilioguardv1.Reason_SIGNATURE_MISMATCH
-		if s.hints.take(time.Now()) {
-			resp.Hint = signature.Diagnose(sreq, creds)
-		}
+		resp.Hint = s.diagnose(sreq, creds)
 	}
 	return resp, nil
+}
+
+// diagnose looks for a near miss within the hint budgets: a number of
+// diagnoses and a number of bytes hashed per second, each diagnosis itself
+// bounded by the size of its request (signature.DefaultDiagnoseBudget), so
+// that invalid requests cannot buy much more CPU than valid ones.
+func (s *Server) diagnose(sreq *signature.Request, creds []signature.Credential) string {
+	now := time.Now()
+	limit := signature.DefaultDiagnoseBudget(len(sreq.URL) + len(sreq.Body) + paramBytes(sreq))
+	if limit == 0 || !s.hintBytes.spend(now, limit) || !s.hints.take(now) {
+		return ""
+	}
+	hint, _ := signature.DiagnoseBudget(sreq, creds, limit)
+	return hint
+}
+
+// paramBytes is the size of the keys and values of a params-mode request.
+func paramBytes(r *signature.Request) int {
+	n := 0
+	for k, vs := range r.Params {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 // signatureRequest validates the request's shape and limits and turns it
@@ -286,7 +311,8 @@ func (s *Server) signedByOther(sreq *signature.Request, claimed []string, tried 
 		if !ok || acct.sid == tried {
 			continue
 		}
-		creds, _ := s.credentials(acct, st, twilioguardv1.Reason_REASON_UNSPECIFIED)
+		var buf [3]signature.Credential
+		creds, _ := s.credentials(acct, st, twilioguardv1.Reason_REASON_UNSPECIFIED, buf[:])
 		if _, err := signature.Check(sreq, creds); err == nil {
 			return acct.sid
 		}
@@ -316,8 +342,8 @@ func parseSettings(h string) (signature.Settings, twilioguardv1.Reason, error) {
 // auth token, and the previous auth token while it is unexpired. keyReason
 // says why a named SharedKey could not be used (UNKNOWN_SHARED_KEY until one
 // is found).
-func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason twilioguardv1.Reason) ([]signature.Credential, twilioguardv1.Reason) {
-	creds := make([]signature.Credential, 0, 3)
+func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason twilioguardv1.Reason, buf []signature.Credential) ([]signature.Credential, twilioguardv1.Reason) {
+	creds := buf[:0]
 	if st.KeyID != "" {
 		for _, k := range acct.sharedKeys {
 			if k.id != st.KeyID {
@@ -326,13 +352,13 @@ func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason
 			keyReason = twilioguardv1.Reason_ALGORITHM_NOT_ALLOWED
 			if signature.CheckAlgorithm(st.Algorithm, k.algorithms) == nil {
 				keyReason = twilioguardv1.Reason_REASON_UNSPECIFIED
-				creds = append(creds, signature.Credential{Name: k.id, Secret: k.secret, Algorithm: st.Algorithm})
+				creds = append(creds, k.creds[slices.Index(k.algorithms, st.Algorithm)])
 			}
 		}
 	}
-	creds = append(creds, signature.Credential{Name: credAuthToken, Secret: acct.authToken, Algorithm: signature.HMACSHA1})
-	if acct.previousToken != "" && s.cfg.Now().Before(acct.previousUntil) {
-		creds = append(creds, signature.Credential{Name: credPreviousToken, Secret: acct.previousToken, Algorithm: signature.HMACSHA1})
+	creds = append(creds, acct.authToken)
+	if acct.previousToken.Secret != "" && s.cfg.Now().Before(acct.previousUntil) {
+		creds = append(creds, acct.previousToken)
 	}
 	return creds, keyReason
 }

@@ -38,6 +38,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "how long in-flight calls may take to finish on SIGTERM")
 	fs.BoolVar(&c.Server.AccountLabel, "metrics-account-label", true, "label verification metrics with the account SID (turn off with very many accounts)")
 	fs.IntVar(&c.Server.MaxHintsPerSecond, "max-hints-per-second", server.DefaultMaxHintsPerSecond, "near-miss diagnoses computed per second at most (negative: none)")
+	fs.IntVar(&c.Server.MaxHintBytesPerSecond, "max-hint-bytes-per-second", server.DefaultMaxHintBytesPerSecond, "bytes near-miss diagnoses may hash per second at most (negative: no hints)")
 	fs.StringVar(&c.ExtauthzAddr, "extauthz-addr", "", "also serve Envoy ext_authz Check on this address with a native gRPC server")
 	fs.DurationVar(&c.TwilioSyncInterval, "twilio-sync-interval", 0, "import the Twilio parent account and its subaccounts at start and then this often (0: never); credentials from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN or --twilio-credentials-file")
 	tf.register(fs)
