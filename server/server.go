@@ -104,16 +104,16 @@ type Config struct {
 
 // Server serves VerifierService and AccountService.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cache   *cache
-	metrics *metrics
-	storeUp atomic.Bool
-	loadErr atomic.Value // string: why the last full load failed, "" if it did not
-	hints     *budget // diagnoses per second
-	hintBytes *budget // bytes hashed by diagnoses per second
-	routes  *bound.Labels // route names as metric labels
-	loadMu  sync.Mutex    // one full load at a time
+	cfg       Config
+	log       *slog.Logger
+	cache     *cache
+	metrics   *metrics
+	storeUp   atomic.Bool
+	loadErr   atomic.Value  // string: why the last full load failed, "" if it did not
+	hints     *budget       // diagnoses per second
+	hintBytes *budget       // bytes hashed by diagnoses per second
+	routes    *bound.Labels // route names as metric labels
+	loadMu    sync.Mutex    // one full load at a time
 }
 
 var (
