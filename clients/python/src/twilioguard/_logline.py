@@ -28,12 +28,20 @@ _ESCAPES = _escape_table()
 def bounded(value: object, limit: int = TEXT) -> str:
     """Return *value* as text fit for one log line: backslash, double quote
     and control characters (C0, DEL, C1, U+2028/U+2029) escaped, then cut to
-    at most *limit* bytes of UTF-8 (ending in ``…`` when cut)."""
-    text = str(value).translate(_ESCAPES)
-    raw = text.encode("utf-8")
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - 3].decode("utf-8", "ignore") + "…"
+    at most *limit* bytes of UTF-8 (ending in ``…`` when cut; never inside
+    an escape)."""
+    text = str(value)
+    escaped = text.translate(_ESCAPES)
+    if len(escaped.encode("utf-8")) <= limit:
+        return escaped
+    pieces, size = [], 0
+    for char in text:
+        piece = _ESCAPES.get(ord(char), char)
+        size += len(piece.encode("utf-8"))
+        if size > limit - 3:
+            break
+        pieces.append(piece)
+    return "".join(pieces) + "…"
 
 
 def logfmt(fields: Mapping[str, Optional[str]]) -> str:
