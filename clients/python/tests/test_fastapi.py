@@ -182,12 +182,15 @@ def test_duplicates_rejected(service: FakeService, path: str, verdict: dict[str,
 
 @pytest.mark.parametrize("path", ["/raw", "/twilio/sms"])
 @pytest.mark.parametrize("mode", ["enforce", "shadow"])
-def test_body_too_large(service: FakeService, path: str, mode: str) -> None:
+def test_body_too_large(service: FakeService, path: str, mode: str, caplog: pytest.LogCaptureFixture) -> None:
     body = b"A=" + b"x" * 100
-    resp = post(make_app(service.url, max_body_bytes=50, mode=mode), path, body=body)
+    with caplog.at_level(logging.INFO, logger="twilioguard"):
+        resp = post(make_app(service.url, max_body_bytes=50, mode=mode), path, body=body)
     want = 413 if mode == "enforce" else 200
     if resp.status_code != want or service.calls:
         pytest.fail(f"status {resp.status_code}, {len(service.calls)} calls; want {want} and none")
+    if len(caplog.records) != 1 or "request body too large" not in caplog.text:
+        pytest.fail(f"want one log line about the body, got {caplog.text!r}")
     if mode == "shadow" and path == "/twilio/sms" and repr(body) not in resp.text:
         pytest.fail(f"shadow mode: the route did not get the whole body: {resp.text!r}")
 

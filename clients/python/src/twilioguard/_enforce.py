@@ -87,6 +87,12 @@ class Webhook:
     peer: Optional[str]
     header: Callable[[str], Optional[str]]
 
+    @property
+    def content_length(self) -> Optional[int]:
+        """The Content-Length header, or None when absent or not a number."""
+        value = (self.header("Content-Length") or "").strip()
+        return int(value) if value.isdigit() else None
+
 
 class RouteOptions:
     """RouteOptions are one route's overrides of the settings: *accounts*,
@@ -154,63 +160,56 @@ class Guard:
         limit = self.config.max_body_bytes
         if size is None or size <= limit:
             return None
-        extra: dict[str, Optional[str]] = {"max_body_bytes": str(limit)}
-        if self.config.shadow:
-            self._log(logging.INFO, "twilio webhook not verified (shadow mode): request body too large", webhook, extra)
-            return None
-        self._log(logging.INFO, "twilio webhook refused: request body too large", webhook, extra)
-        return TOO_LARGE
+        return self._refuse(TOO_LARGE, logging.INFO, "request body too large", webhook, {"max_body_bytes": str(limit)})
 
     def decide(
         self, webhook: Webhook, verdict: Optional[Verdict], error: Optional[TwilioguardError] = None
     ) -> Optional[Refusal]:
         """Return the refusal for the service's *verdict* or *error*, or
         None to let the request through (always None in shadow mode)."""
-        shadow = self.config.shadow
         if verdict is None:
             assert error is not None
-            extra: dict[str, Optional[str]] = {"code": bounded(error.code, LABEL), "error": bounded(error.message)}
+            fields: dict[str, Optional[str]] = {"code": bounded(error.code, LABEL), "error": bounded(error.message)}
             if isinstance(error, InvalidArgumentError):
-                what = "not verified (shadow mode): malformed request" if shadow else "refused: malformed request"
-                self._log(logging.INFO, f"twilio webhook {what}", webhook, extra)
-                return None if shadow else BAD_REQUEST
-            what = "not verified (shadow mode)" if shadow else "refused"
-            self._log(logging.ERROR, f"twilio webhook {what}: the service could not decide", webhook, extra)
-            return None if shadow else UNAVAILABLE
-        fields: dict[str, Optional[str]] = {"account_sid": bounded(verdict.account_sid, LABEL)}
-        if not verdict.valid:
-            fields.update(
-                reason=bounded(verdict.reason or "INVALID", LABEL),
-                hint=bounded(verdict.hint) if verdict.hint else None,
-                proxy_hint=bounded(webhook.rebuilt.hint) if webhook.rebuilt.hint else None,
-                peer=bounded(webhook.peer or "", LABEL) if webhook.rebuilt.hint else None,
-            )
-            what = "would be refused (shadow mode)" if shadow else "refused"
-            self._log(logging.INFO, f"twilio webhook {what}", webhook, fields)
-            return None if shadow else FORBIDDEN
-        if self.config.duplicates == "reject" and verdict.duplicate is not False:
-            return self._duplicate(webhook, verdict, fields)
-        fields.update(credential=bounded(verdict.credential, LABEL), duplicate=_flag(verdict.duplicate))
-        self._log(logging.DEBUG, "twilio webhook verified", webhook, fields)
-        return None
+                return self._refuse(BAD_REQUEST, logging.INFO, "malformed request", webhook, fields)
+            return self._refuse(UNAVAILABLE, logging.ERROR, "the service could not decide", webhook, fields)
+        rejecting = self.config.duplicates == "reject" and verdict.duplicate is not False
+        if verdict.valid and not rejecting:
+            if self.logger.isEnabledFor(logging.DEBUG):
+                fields = {
+                    "account_sid": bounded(verdict.account_sid, LABEL),
+                    "credential": bounded(verdict.credential, LABEL),
+                    "duplicate": None if verdict.duplicate is None else str(verdict.duplicate).lower(),
+                }
+                self._log(logging.DEBUG, "twilio webhook verified", webhook, fields)
+            return None
+        fields = {"account_sid": bounded(verdict.account_sid, LABEL)}
+        if verdict.valid and verdict.duplicate:
+            fields["first_seen_time"] = verdict.first_seen_time.isoformat() if verdict.first_seen_time else None
+            return self._refuse(CONFLICT, logging.INFO, "duplicate", webhook, fields)
+        if verdict.valid:
+            # The route rejects duplicates but the service could not tell
+            # (its duplicate store is unreachable, or it does not check):
+            # fail closed rather than risk handling a webhook twice.
+            fields["replay_check"] = bounded(verdict.replay_check or "NOT_CHECKED", LABEL)
+            why = "the service could not tell whether it is a duplicate"
+            return self._refuse(UNAVAILABLE, logging.ERROR, why, webhook, fields)
+        fields.update(
+            reason=bounded(verdict.reason or "INVALID", LABEL),
+            hint=bounded(verdict.hint) if verdict.hint else None,
+            proxy_hint=bounded(webhook.rebuilt.hint) if webhook.rebuilt.hint else None,
+            peer=bounded(webhook.peer or "", LABEL) if webhook.rebuilt.hint else None,
+        )
+        return self._refuse(FORBIDDEN, logging.INFO, "", webhook, fields)
 
-    def _duplicate(self, webhook: Webhook, verdict: Verdict, fields: dict[str, Optional[str]]) -> Optional[Refusal]:
-        """The answer to a valid request on a route that rejects duplicates,
-        when it is one or the service could not tell."""
-        shadow = self.config.shadow
-        if verdict.duplicate:
-            first = verdict.first_seen_time.isoformat() if verdict.first_seen_time else None
-            fields.update(first_seen_time=first)
-            what = "would be refused (shadow mode)" if shadow else "refused"
-            self._log(logging.INFO, f"twilio webhook {what}: duplicate", webhook, fields)
-            return None if shadow else CONFLICT
-        # The route rejects duplicates but the service could not tell (its
-        # duplicate store is unreachable, or it does not check): fail closed
-        # rather than risk handling a webhook twice.
-        fields.update(replay_check=bounded(verdict.replay_check or "NOT_CHECKED", LABEL))
-        what = "not verified (shadow mode)" if shadow else "refused"
-        self._log(logging.ERROR, f"twilio webhook {what}: the service could not tell whether it is a duplicate", webhook, fields)
-        return None if shadow else UNAVAILABLE
+    def _refuse(
+        self, refusal: Refusal, level: int, why: str, webhook: Webhook, fields: dict[str, Optional[str]]
+    ) -> Optional[Refusal]:
+        """Log the refusal (in shadow mode: that it would have been one) and
+        return it (None in shadow mode)."""
+        what = "would be refused (shadow mode)" if self.config.shadow else "refused"
+        self._log(level, f"twilio webhook {what}{': ' + why if why else ''}", webhook, fields)
+        return None if self.config.shadow else refusal
 
     def _log(self, level: int, message: str, webhook: Webhook, fields: dict[str, Optional[str]]) -> None:
         if not self.logger.isEnabledFor(level):
@@ -225,9 +224,6 @@ class Guard:
         }
         self.logger.log(level, "%s: %s", message, logfmt(line), extra={"twilioguard": line})
 
-
-def _flag(value: Optional[bool]) -> Optional[str]:
-    return None if value is None else str(value).lower()
 
 
 def judge(guard: Guard, webhook: Webhook, call: Callable[[], Verdict]) -> tuple[Optional[Verdict], Optional[Refusal]]:

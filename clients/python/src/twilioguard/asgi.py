@@ -154,12 +154,6 @@ def strip_reserved_headers(scope: Scope) -> None:
         headers[:] = [(k, v) for k, v in headers if not is_reserved_header(bytes(k).decode("latin-1"))]
 
 
-def content_length(scope: Scope) -> Optional[int]:
-    """The request's Content-Length, or None when absent or not a number."""
-    value = _headers(scope)("Content-Length")
-    return int(value) if value and value.strip().isdigit() else None
-
-
 async def respond(send: Send, refusal: Refusal) -> None:
     """Send *refusal* as a plain-text response."""
     body = refusal.text.encode("utf-8")
@@ -246,21 +240,21 @@ class TwilioGuardMiddleware:
         scope = dict(scope, headers=list(scope.get("headers") or ()))
         strip_reserved_headers(scope)
         hook = webhook(scope, self.config)
-        refusal = guard.too_large(hook, content_length(scope))
-        if refusal is not None:
-            await respond(send, refusal)
-            return
-        chunks, complete = await _read(receive, self.config.max_body_bytes)
-        if chunks is None:
-            return  # the client went away
-        body = b"".join(chunks)
-        verdict = None
+        limit, verdict, refusal = self.config.max_body_bytes, None, None
+        chunks: list[bytes] = []
+        complete = False
+        if (hook.content_length or 0) <= limit:
+            read = await _read(receive, limit)
+            if read is None:
+                return  # the client went away
+            chunks, complete = read
         if complete:
+            body = b"".join(chunks)
             verdict, refusal = await judge_async(
                 guard, hook, lambda: self.client.verify_webhook(**guard.arguments(hook, body))
             )
         else:
-            refusal = guard.too_large(hook, len(body))
+            refusal = guard.too_large(hook, hook.content_length or sum(map(len, chunks)))
         if refusal is not None:
             await respond(send, refusal)
             return
@@ -276,7 +270,7 @@ class TwilioGuardMiddleware:
         return closing
 
 
-async def _read(receive: Receive, limit: int) -> tuple[Optional[list[bytes]], bool]:
+async def _read(receive: Receive, limit: int) -> Optional[tuple[list[bytes], bool]]:
     """Read the body: its chunks and whether it is complete (False when it
     grew over *limit*; the rest is left unread). None when the client
     disconnected."""
@@ -285,7 +279,7 @@ async def _read(receive: Receive, limit: int) -> tuple[Optional[list[bytes]], bo
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None, False
+            return None
         chunk = bytes(message.get("body") or b"")
         chunks.append(chunk)
         size += len(chunk)

@@ -166,8 +166,7 @@ def _check(request: HttpRequest, guard: Guard, client: Client) -> tuple[Optional
     _strip_reserved_headers(request)
     hook = _webhook(request, guard.config)
     limit = guard.config.max_body_bytes
-    length = str(request.META.get("CONTENT_LENGTH") or "")
-    size = int(length) if length.isdigit() else None
+    size = hook.content_length
     if size is None or size <= limit:
         body = request.body
         size = len(body)

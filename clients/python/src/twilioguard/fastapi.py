@@ -33,7 +33,7 @@ from ._config import load_config
 from ._enforce import Guard, judge_async
 from ._errors import InvalidArgumentError
 from ._verdict import Verdict
-from .asgi import content_length, strip_reserved_headers, webhook
+from .asgi import strip_reserved_headers, webhook
 
 __all__ = ["TwilioGuard"]
 
@@ -127,7 +127,7 @@ class TwilioGuard:
         strip_reserved_headers(request.scope)
         hook = webhook(request.scope, self.config)
         verdict = refusal = None
-        size = content_length(request.scope)
+        size = hook.content_length
         if size is not None and size > limit:
             refusal = guard.too_large(hook, size)
         else:

@@ -110,7 +110,7 @@ def _check(options: RouteOptions) -> tuple[Optional[Verdict], Optional[Refusal]]
         header=found.header,
     )
     limit = guard.config.max_body_bytes
-    size = request.content_length
+    size = hook.content_length
     if size is None or size <= limit:
         body = request.get_data(cache=True)
         size = len(body)
