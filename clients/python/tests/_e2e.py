@@ -1,6 +1,6 @@
 """End-to-end parts: the real twilioguard server (built from cmd/twilioguard),
 the Django, Flask and FastAPI test apps served by ``runserver``, gunicorn
-and uvicorn, and a TLS-terminating proxy stand-in.
+and uvicorn, and a TLS-terminating proxy.
 
 Every part runs as a real process or thread on loopback; requests are real
 HTTP. Outside CI a missing part (Go, the server's source, Django, twilio)
@@ -209,7 +209,7 @@ class WebApp:
         _stop(self.proc)
 
 
-_MODULES = {"django": ("django",), "flask": ("flask", "gunicorn"), "fastapi": ("fastapi", "uvicorn", "httpx")}
+_MODULES = {"django": ("django",), "flask": ("flask", "gunicorn"), "fastapi": ("fastapi", "uvicorn", "httpx", "python_multipart")}
 
 
 @dataclass(frozen=True)

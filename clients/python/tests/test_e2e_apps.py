@@ -5,6 +5,7 @@ requests signed by twilio-python's RequestValidator."""
 
 from __future__ import annotations
 
+import secrets
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from _e2e import KINDS, Account, TLSTerminatingProxy, TwilioguardServer, WebApp, send
 from _need import need_module
+
+import twilioguard
 
 PUBLIC_HOST = "hooks.example.com"
 PROXY_PEER = "127.0.0.2"  # the trusted proxy's address; tests send from 127.0.0.1
@@ -270,3 +273,32 @@ def test_service_unreachable_is_503(app_factory: Any, stoppable_server: Twiliogu
         resp = send(app.url, path, body=form(params))
         if resp.status != 503:
             pytest.fail(f"{path}, service stopped, unsigned: status {resp.status}, want 503")
+
+
+@pytest.mark.parametrize(("kind", "path"), MESSAGE_PATHS)
+def test_shadow_mode_lets_everything_through(app_factory: Any, twilioguard_server: TwilioguardServer, account: Account, kind: str, path: str) -> None:
+    app = app_factory(kind, TWILIOGUARD_URL=twilioguard_server.url, TWILIOGUARD_MODE="shadow")
+    params = message_params(account)
+    resp = send(app.url, path, body=form(params), headers={"X-Twilio-Signature": twilio_sign("not-the-token", app.url + path, params)})
+    if resp.status != 200 or "characters long" not in resp.body:
+        pytest.fail(f"shadow mode, forged: status {resp.status}, want 200: {resp.body[:300]}")
+
+
+@pytest.mark.parametrize(("kind", "path"), MESSAGE_PATHS)
+def test_duplicates_rejected(app_factory: Any, twilioguard_server: TwilioguardServer, account: Account, kind: str, path: str) -> None:
+    app = app_factory(kind, TWILIOGUARD_URL=twilioguard_server.url, TWILIOGUARD_DUPLICATES="reject")
+    params = message_params(account)
+    headers = {
+        "X-Twilio-Signature": twilio_sign(account.token, app.url + path, params),
+        "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+    }
+    # Whether this server checks for duplicates at all: without a check the
+    # route fails closed (503) rather than risk handling a webhook twice.
+    probe_url = f"https://probe.example/{secrets.token_hex(4)}"
+    probe = twilioguard.Client(twilioguard_server.url).verify_webhook(
+        url=probe_url, params=params, signature=twilio_sign(account.token, probe_url, params)
+    )
+    want = (503, 503) if probe.replay_check is None else (200, 409)
+    got = tuple(send(app.url, path, body=form(params), headers=headers).status for _ in range(2))
+    if got != want:
+        pytest.fail(f"the same webhook twice: statuses {got}, want {want} (replay check {probe.replay_check})")
