@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 from ._config import Config, parse_option
 from ._errors import InvalidArgumentError, TwilioguardError
 from ._logline import LABEL, TEXT, bounded, logfmt
-from ._publicurl import Rebuilt
+from ._publicurl import Incoming, Rebuilt, rebuild
 from ._verdict import Verdict
 
 __all__ = ["Guard", "Refusal", "RouteOptions", "Webhook", "is_reserved_header", "judge", "judge_async"]
@@ -86,6 +86,18 @@ class Webhook:
     rebuilt: Rebuilt
     peer: Optional[str]
     header: Callable[[str], Optional[str]]
+
+    @classmethod
+    def describe(cls, request: Incoming, config: Config, *, method: str, path: str) -> Webhook:
+        """Describe *request* (see :mod:`twilioguard.wsgi`,
+        :mod:`twilioguard.asgi`), its URL rebuilt under *config*."""
+        rebuilt = rebuild(
+            request,
+            public_base_url=config.public_base_url,
+            trusted_proxies=config.trusted_proxies,
+            proxy_headers=config.proxy_headers,
+        )
+        return cls(method=method, path=path, rebuilt=rebuilt, peer=request.peer, header=request.header)
 
     @property
     def content_length(self) -> Optional[int]:

@@ -129,19 +129,8 @@ def request_url(
 
 def webhook(scope: Scope, config: Config) -> Webhook:
     """Describe an HTTP scope for a :class:`~twilioguard._enforce.Guard`."""
-    request = incoming(scope)
-    client = scope.get("client")
-    return Webhook(
-        method=str(scope.get("method") or "GET"),
-        path=str(scope.get("path") or ""),
-        rebuilt=rebuild(
-            request,
-            public_base_url=config.public_base_url,
-            trusted_proxies=config.trusted_proxies,
-            proxy_headers=config.proxy_headers,
-        ),
-        peer=str(client[0]) if client else None,
-        header=request.header,
+    return Webhook.describe(
+        incoming(scope), config, method=str(scope.get("method") or "GET"), path=str(scope.get("path") or "")
     )
 
 

@@ -71,7 +71,6 @@ from . import asgi, wsgi
 from ._client import Client
 from ._config import Config, load_config, raw_settings
 from ._enforce import Guard, Refusal, RouteOptions, Webhook, is_reserved_header, judge
-from ._publicurl import Rebuilt, rebuild
 from ._verdict import Verdict
 
 __all__ = ["ValidateTwilioRequestMiddleware", "validate_twilio_request", "verify_request", "webhook_url"]
@@ -122,16 +121,11 @@ def _options(**given: Any) -> RouteOptions:
         raise ImproperlyConfigured(f"twilioguard: {exc}") from exc
 
 
-def _rebuilt(request: HttpRequest, config: Config) -> Rebuilt:
+def _webhook(request: HttpRequest, config: Config) -> Webhook:
     scope = getattr(request, "scope", None)
     # Under ASGI the scope has the raw path bytes the server received.
     found = asgi.incoming(scope) if isinstance(scope, dict) else wsgi.incoming(request.META)
-    return rebuild(
-        found,
-        public_base_url=config.public_base_url,
-        trusted_proxies=config.trusted_proxies,
-        proxy_headers=config.proxy_headers,
-    )
+    return Webhook.describe(found, config, method=request.method or "GET", path=request.path)
 
 
 def webhook_url(request: HttpRequest, *, public_base_url: Optional[str] = None) -> str:
@@ -143,17 +137,7 @@ def webhook_url(request: HttpRequest, *, public_base_url: Optional[str] = None) 
     only when the peer is in ``TWILIOGUARD_TRUSTED_PROXIES``.
     """
     guard = _options(public_base_url=public_base_url).guard(_configured()[0], logger)
-    return _rebuilt(request, guard.config).url
-
-
-def _webhook(request: HttpRequest, config: Config) -> Webhook:
-    return Webhook(
-        method=request.method or "GET",
-        path=request.path,
-        rebuilt=_rebuilt(request, config),
-        peer=request.META.get("REMOTE_ADDR"),
-        header=wsgi.incoming(request.META).header,
-    )
+    return _webhook(request, guard.config).rebuilt.url
 
 
 def _strip_reserved_headers(request: HttpRequest) -> None:

@@ -52,7 +52,6 @@ from . import wsgi
 from ._client import Client
 from ._config import Config, load_config, raw_settings
 from ._enforce import Refusal, RouteOptions, Webhook, is_reserved_header, judge
-from ._publicurl import rebuild
 from ._verdict import Verdict
 
 __all__ = ["validate_twilio_request"]
@@ -96,19 +95,7 @@ def _check(options: RouteOptions) -> tuple[Optional[Verdict], Optional[Refusal]]
     environ = request.environ
     for key in [k for k in environ if k.startswith("HTTP_") and is_reserved_header(k[5:])]:
         del environ[key]  # request.headers reads the environ live
-    found = wsgi.incoming(environ)
-    hook = Webhook(
-        method=request.method,
-        path=request.path,
-        rebuilt=rebuild(
-            found,
-            public_base_url=guard.config.public_base_url,
-            trusted_proxies=guard.config.trusted_proxies,
-            proxy_headers=guard.config.proxy_headers,
-        ),
-        peer=request.remote_addr,
-        header=found.header,
-    )
+    hook = Webhook.describe(wsgi.incoming(environ), guard.config, method=request.method, path=request.path)
     limit = guard.config.max_body_bytes
     size = hook.content_length
     if size is None or size <= limit:
