@@ -257,22 +257,23 @@ def test_forwarding_headers_from_untrusted_peer_are_ignored(
 def test_service_unreachable_is_503(app_factory: Any, stoppable_server: TwilioguardServer, account: Account, kind: str) -> None:
     stoppable_server.put_account(account)
     app = app_factory(kind, TWILIOGUARD_URL=stoppable_server.url, TWILIOGUARD_TIMEOUT="5")
-    for path in (PATHS[kind].call, *PATHS[kind].messages):
-        params = params_for(kind, path, account)
-        headers = {"X-Twilio-Signature": twilio_sign(account.token, app.url + path, params)}
-        resp = send(app.url, path, body=form(params), headers=headers)
-        if resp.status != 200:
-            pytest.fail(f"{path} before stopping the service: status {resp.status}, want 200: {resp.body[:300]}")
+    paths = (PATHS[kind].call, *PATHS[kind].messages)
+
+    def statuses(signed: bool) -> list[int]:
+        got = []
+        for path in paths:
+            params = params_for(kind, path, account)
+            headers = {"X-Twilio-Signature": twilio_sign(account.token, app.url + path, params)} if signed else {}
+            got.append(send(app.url, path, body=form(params), headers=headers).status)
+        return got
+
+    if statuses(signed=True) != [200] * len(paths):
+        pytest.fail(f"{paths} before stopping the service: want 200 each")
     stoppable_server.stop()
-    for path in (PATHS[kind].call, *PATHS[kind].messages):
-        params = params_for(kind, path, account)
-        headers = {"X-Twilio-Signature": twilio_sign(account.token, app.url + path, params)}
-        resp = send(app.url, path, body=form(params), headers=headers)
-        if resp.status != 503:
-            pytest.fail(f"{path}, service stopped: status {resp.status}, want 503 (fail closed)")
-        resp = send(app.url, path, body=form(params))
-        if resp.status != 503:
-            pytest.fail(f"{path}, service stopped, unsigned: status {resp.status}, want 503")
+    for signed in (True, False):
+        got = statuses(signed)
+        if got != [503] * len(paths):
+            pytest.fail(f"{paths}, service stopped, signed={signed}: statuses {got}, want 503 each (fail closed)")
 
 
 @pytest.mark.parametrize(("kind", "path"), MESSAGE_PATHS)
