@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Python for the clients/python tests: a virtualenv with the pinned test
-# dependencies (Django, Flask, FastAPI, httpx, gunicorn, uvicorn, twilio, pytest from
+# dependencies (Django, Flask, FastAPI, aiohttp, gunicorn, uvicorn, twilio, pytest from
 # PyPI; clients/python/requirements-test.txt).
 #
 # Sourced by scripts/test.sh. Creates $TG_CACHE/venv-py with the machine's
@@ -31,9 +31,9 @@ _tg_python_setup() {
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" || return 1
     echo "$want" >"$venv/.twilioguard-requirements"
   fi
-  "$venv/bin/python" -c 'import django, flask, fastapi, httpx, h2, uvicorn, gunicorn, python_multipart, twilio, pytest' || return 1
+  "$venv/bin/python" -c 'import django, flask, fastapi, aiohttp, httpx2, uvicorn, gunicorn, python_multipart, twilio, pytest' || return 1
   export TWILIOGUARD_TEST_PYTHON="$venv/bin/python"
-  echo "python: $("$venv/bin/python" --version), $("$venv/bin/python" -c 'import django, fastapi, httpx, twilio; from importlib.metadata import version as v; print("Django", django.get_version(), "Flask", v("flask"), "FastAPI", fastapi.__version__, "httpx", httpx.__version__, "twilio", twilio.__version__)') at $venv"
+  echo "python: $("$venv/bin/python" --version), $("$venv/bin/python" -c 'import aiohttp, django, fastapi, twilio; from importlib.metadata import version as v; print("Django", django.get_version(), "Flask", v("flask"), "FastAPI", fastapi.__version__, "aiohttp", aiohttp.__version__, "twilio", twilio.__version__)') at $venv"
 }
 
 if ! _tg_python_setup; then

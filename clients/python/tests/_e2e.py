@@ -209,7 +209,7 @@ class WebApp:
         _stop(self.proc)
 
 
-_MODULES = {"django": ("django",), "flask": ("flask", "gunicorn"), "fastapi": ("fastapi", "uvicorn", "httpx", "python_multipart")}
+_MODULES = {"django": ("django",), "flask": ("flask", "gunicorn"), "fastapi": ("fastapi", "uvicorn", "aiohttp", "python_multipart")}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """twilioguard.fastapi (Depends) and twilioguard.asgi (middleware) against a
-fake service, through httpx's ASGI transport: answers, the raw body with and
+fake service, through Starlette's test client: answers, the raw body with and
 without Form parameters, shadow mode, duplicates, headers, URL rules. (The
 real app under uvicorn and the real server are in test_e2e_apps.)"""
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 import pytest
@@ -15,12 +17,12 @@ from _fake import FakeService, Reply
 from _need import need_module
 
 need_module("fastapi")
-need_module("httpx")
+need_module("httpx2")  # Starlette's test client
 need_module("python_multipart")
 
-import httpx  # noqa: E402
 from fastapi import Depends, FastAPI, Form, Request  # noqa: E402
 from fastapi.responses import PlainTextResponse  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 
 from twilioguard import Verdict  # noqa: E402
 from twilioguard.asgi import TwilioGuardMiddleware, request_url  # noqa: E402
@@ -38,7 +40,13 @@ def _seen(request: Request) -> str:
 
 def make_app(service_url: str, **options: Any) -> FastAPI:
     guard = TwilioGuard(service_url, route="sms", **options)
-    app = FastAPI(debug=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await guard.aclose()
+
+    app = FastAPI(debug=True, lifespan=lifespan)
 
     @app.post("/form", response_class=PlainTextResponse)
     async def with_form(request: Request, A: list[str] = Form(), verdict: Optional[Verdict] = Depends(guard)) -> str:
@@ -63,15 +71,12 @@ def make_app(service_url: str, **options: Any) -> FastAPI:
     return app
 
 
-def post(app: FastAPI, path: str, body: bytes = BODY, content_type: str = FORM, **headers: str) -> httpx.Response:
-    async def send() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4711))
-        async with httpx.AsyncClient(transport=transport, base_url="http://app.internal:8000") as client:
-            return await client.post(
-                path, content=body, headers={"Content-Type": content_type, "X-Twilio-Signature": "sig=", **headers}
-            )
-
-    return asyncio.run(send())
+def post(app: FastAPI, path: str, body: bytes = BODY, content_type: str = FORM, **headers: str) -> Any:
+    """One request through the app, started and shut down around it."""
+    with TestClient(app, base_url="http://app.internal:8000", client=("203.0.113.9", 4711)) as client:
+        return client.post(
+            path, content=body, headers={"Content-Type": content_type, "X-Twilio-Signature": "sig=", **headers}
+        )
 
 
 @pytest.fixture
@@ -196,12 +201,8 @@ def test_body_too_large(service: FakeService, path: str, mode: str, caplog: pyte
 
 
 def test_file_upload_is_malformed(service: FakeService) -> None:
-    async def send() -> httpx.Response:
-        transport = httpx.ASGITransport(app=make_app(service.url))
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            return await client.post("/form", data={"A": "1"}, files={"f": ("f.txt", b"data")})
-
-    resp = asyncio.run(send())
+    with TestClient(make_app(service.url)) as client:
+        resp = client.post("/form", data={"A": "1"}, files={"f": ("f.txt", b"data")})
     if resp.status_code != 400 or service.calls:
         pytest.fail(f"status {resp.status_code}, {len(service.calls)} calls; want 400 and none")
 

@@ -56,7 +56,7 @@ def test_imports_without_frameworks() -> None:
     src = PROJECT / "src"
     code = (
         "import sys\n"
-        "for name in ('django', 'asgiref', 'flask', 'werkzeug', 'fastapi', 'starlette', 'httpx'):\n"
+        "for name in ('django', 'asgiref', 'flask', 'werkzeug', 'fastapi', 'starlette', 'aiohttp'):\n"
         "    sys.modules[name] = None\n"
         f"sys.path.insert(0, {str(src)!r})\n"
         "import twilioguard, twilioguard.wsgi, twilioguard.asgi\n"
@@ -64,7 +64,7 @@ def test_imports_without_frameworks() -> None:
         "try:\n"
         "    twilioguard.AsyncClient('http://x')\n"
         "except ImportError as exc:\n"
-        "    print('httpx-needed' if 'twilioguard[fastapi]' in str(exc) else exc)\n"
+        "    print('aiohttp-needed' if 'twilioguard[fastapi]' in str(exc) else exc)\n"
         "for name in ('django', 'flask', 'fastapi'):\n"
         "    try:\n"
         "        __import__('twilioguard.' + name)\n"
@@ -74,7 +74,7 @@ def test_imports_without_frameworks() -> None:
     out = subprocess.run([sys.executable, "-I", "-B", "-c", code], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         pytest.fail(f"twilioguard needs a framework to import:\n{out.stderr}")
-    want = ["httpx-needed", "django-needed", "flask-needed", "fastapi-needed"]
+    want = ["aiohttp-needed", "django-needed", "flask-needed", "fastapi-needed"]
     if out.stdout.split() != want:
         pytest.fail(f"output {out.stdout.split()}, want {want}")
 

@@ -16,7 +16,7 @@ dependency-free Python client::
     if not verdict.valid:
         print(verdict.reason, verdict.hint)
 
-:class:`AsyncClient` is the same for asyncio code (it needs httpx:
+:class:`AsyncClient` is the same for asyncio code (it needs aiohttp:
 ``pip install 'twilioguard[fastapi]'``). :func:`sign` computes the
 signature Twilio would send, for tests. The integrations are
 :mod:`twilioguard.django`, :mod:`twilioguard.flask`,

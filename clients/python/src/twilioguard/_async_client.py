@@ -1,7 +1,8 @@
-"""The asyncio client of the twilioguard VerifierService, on httpx."""
+"""The asyncio client of the twilioguard VerifierService, on aiohttp."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Optional
@@ -12,23 +13,23 @@ from ._signature import Params
 from ._verdict import Verdict
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
 __all__ = ["AsyncClient"]
 
 #: DEFAULT_MAX_CONNECTIONS bounds the connections an AsyncClient opens to
-#: the service (HTTP/1.1: one per call in flight).
+#: the service (one per call in flight).
 DEFAULT_MAX_CONNECTIONS = 100
 
 
-def _httpx() -> Any:
+def _aiohttp() -> Any:
     try:
-        import httpx
+        import aiohttp
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
-            "twilioguard.AsyncClient needs httpx: pip install 'twilioguard[fastapi]' (or httpx)"
+            "twilioguard.AsyncClient needs aiohttp: pip install 'twilioguard[fastapi]' (or aiohttp)"
         ) from exc
-    return httpx
+    return aiohttp
 
 
 class AsyncClient:
@@ -36,14 +37,13 @@ class AsyncClient:
     :class:`~twilioguard.Client`.
 
     *base_url*, *timeout*, *ssl_context* and *headers* are as for
-    :class:`~twilioguard.Client`. Calls run concurrently: each call in flight
-    uses its own pooled, kept-alive HTTP/1.1 connection (at most
-    *max_connections*), or, with *http2* (needs the ``h2`` package,
-    ``pip install 'twilioguard[http2]'``), all calls share one HTTP/2
-    connection (prior knowledge for ``http://``, ALPN for ``https://``).
+    :class:`~twilioguard.Client`. Calls run concurrently, each on its own
+    pooled, kept-alive HTTP/1.1 connection (at most *max_connections*; a
+    call waits for a free one at most *timeout*).
 
-    Use one AsyncClient per event loop and close it with :meth:`aclose` (or
-    ``async with``). It needs `httpx <https://www.python-httpx.org>`_
+    The connections belong to the event loop of the first call; a call from
+    another loop starts a new pool. Close the client with :meth:`aclose` (or
+    ``async with``). It needs `aiohttp <https://docs.aiohttp.org>`_
     (``pip install 'twilioguard[fastapi]'``); importing :mod:`twilioguard`
     does not.
     """
@@ -55,31 +55,22 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT,
         ssl_context: Optional[ssl.SSLContext] = None,
         headers: Optional[Mapping[str, str]] = None,
-        http2: bool = False,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        parts, _, _ = parse_base_url(base_url)
+        parse_base_url(base_url)
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_connections <= 0:
             raise ValueError("max_connections must be positive")
-        lib = _httpx()
+        self._lib = _aiohttp()
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
-        self._headers = call_headers(self.timeout, headers or {})
         self._url = self.base_url + _VERIFY_PATH
-        # retries=1 retries only a connection that could not be opened,
-        # never a call that may have reached the service.
-        transport = lib.AsyncHTTPTransport(
-            verify=ssl_context if ssl_context is not None else True,
-            http1=not (http2 and parts.scheme == "http"),
-            http2=http2,
-            limits=lib.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            retries=1,
-        )
-        self._http: httpx.AsyncClient = lib.AsyncClient(
-            transport=transport, timeout=lib.Timeout(self.timeout), trust_env=False
-        )
+        self._headers = call_headers(self.timeout, headers or {})
+        self._ssl: Any = ssl_context if ssl_context is not None else True
+        self._max_connections = max_connections
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.base_url!r}, timeout={self.timeout!r})"
@@ -92,7 +83,22 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+    def _pool(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            lib = self._lib
+            self._loop = loop
+            self._session = lib.ClientSession(
+                connector=lib.TCPConnector(limit=self._max_connections, ssl=self._ssl),
+                timeout=lib.ClientTimeout(connect=self.timeout, sock_connect=self.timeout, sock_read=self.timeout),
+                headers=self._headers,
+                trust_env=False,
+            )
+        return self._session
 
     async def verify_webhook(
         self,
@@ -125,14 +131,14 @@ class AsyncClient:
             route=route,
             idempotency_token=idempotency_token,
         )
-        lib = _httpx()
         try:
-            response = await self._http.post(self._url, content=payload, headers=self._headers)
-        except lib.TimeoutException as exc:
+            async with self._pool().post(self._url, data=payload) as response:
+                status, data = response.status, await response.read()
+        except asyncio.TimeoutError as exc:
             raise UnavailableError("deadline_exceeded", f"{self.base_url}: no answer within {self.timeout:g}s") from exc
-        except (lib.TransportError, OSError) as exc:
+        except (self._lib.ClientError, OSError) as exc:
             raise UnavailableError("unavailable", f"{self.base_url}: {exc or type(exc).__name__}") from exc
-        return Verdict.from_json(decode_answer(self.base_url, response.status_code, response.content))
+        return Verdict.from_json(decode_answer(self.base_url, status, data))
 
 
 # Public classes show as twilioguard.X in reprs and tracebacks.

@@ -14,7 +14,7 @@ the rewritten values and cannot undo that; limit the server's list to your
 proxies (or turn it off and list them in ``trusted_proxies``).
 
 :class:`TwilioGuardMiddleware` needs no framework (it works for Starlette,
-FastAPI, Django's ASGI application, …) and needs httpx, like
+FastAPI, Django's ASGI application, …) and needs aiohttp, like
 :class:`twilioguard.AsyncClient`.
 """
 
