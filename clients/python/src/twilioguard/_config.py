@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from ._client import DEFAULT_TIMEOUT
+from ._client import DEFAULT_TIMEOUT, Client
 from ._publicurl import Network, header_set, parse_networks, validate_base_url
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "SETTINGS", "Config", "load_config", "parse_option", "raw_settings"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "SETTINGS", "Config", "Configured", "load_config", "parse_option", "raw_settings"]
 
 #: DEFAULT_MAX_BODY_BYTES is the default limit on a webhook body (1 MiB);
 #: Twilio's webhooks are far smaller.
@@ -136,3 +137,35 @@ def parse_option(option: str, value: Any) -> Any:
         return _PARSERS[option](value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{SETTINGS[option]}: {exc}") from exc
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
+
+
+class Configured:
+    """Configured keeps the Config and the Client built from one source of
+    settings (Django's settings, a Flask app's config), and builds them
+    again when the settings change (as tests that override settings do)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: Optional[tuple[Any, Config, Client]] = None
+
+    def get(self, lookup: Callable[[str], Any]) -> tuple[Config, Client]:
+        """Return the Config and Client for the settings *lookup* finds now;
+        raises ValueError when they are wrong."""
+        key = tuple((k, _frozen(v)) for k, v in raw_settings(lookup, {}).items())
+        cached = self._cached
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] == key:
+                return cached[1], cached[2]
+            config = load_config(lookup)
+            client = Client(config.url, timeout=config.timeout)
+            if cached is not None:
+                cached[2].close()
+            self._cached = (key, config, client)
+            return config, client

@@ -58,7 +58,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
@@ -69,7 +68,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import asgi, wsgi
 from ._client import Client
-from ._config import Config, load_config, raw_settings
+from ._config import Config, Configured
 from ._enforce import Guard, Refusal, RouteOptions, Webhook, is_reserved_header, judge
 from ._verdict import Verdict
 
@@ -79,39 +78,19 @@ logger = logging.getLogger("twilioguard.django")
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
-_lock = threading.Lock()
-_cached: Optional[tuple[Any, Config, Client]] = None
+_settings = Configured()
 
 
 def _setting(name: str) -> Any:
     return getattr(settings, name, None)
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return tuple(value)
-    return value
-
-
 def _configured() -> tuple[Config, Client]:
     """The checked settings and the client, rebuilt when settings change."""
-    global _cached
-    key = tuple((k, _freeze(v)) for k, v in raw_settings(_setting, {}).items())
-    cached = _cached
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
-    with _lock:
-        if _cached is not None and _cached[0] == key:
-            return _cached[1], _cached[2]
-        try:
-            config = load_config(_setting)
-            client = Client(config.url, timeout=config.timeout)
-        except (TypeError, ValueError) as exc:
-            raise ImproperlyConfigured(f"twilioguard settings: {exc}") from exc
-        if _cached is not None:
-            _cached[2].close()
-        _cached = (key, config, client)
-        return config, client
+    try:
+        return _settings.get(_setting)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"twilioguard settings: {exc}") from exc
 
 
 def _options(**given: Any) -> RouteOptions:

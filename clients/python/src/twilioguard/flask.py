@@ -41,7 +41,6 @@ import functools
 import inspect
 import logging
 import os
-import threading
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
@@ -50,7 +49,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from . import wsgi
 from ._client import Client
-from ._config import Config, load_config, raw_settings
+from ._config import Config, Configured
 from ._enforce import Refusal, RouteOptions, Webhook, is_reserved_header, judge
 from ._verdict import Verdict
 
@@ -59,7 +58,6 @@ __all__ = ["validate_twilio_request"]
 logger = logging.getLogger("twilioguard.flask")
 
 _View = TypeVar("_View", bound=Callable[..., Any])
-_lock = threading.Lock()
 
 
 def _lookup(app: Flask) -> Callable[[str], Any]:
@@ -72,21 +70,8 @@ def _lookup(app: Flask) -> Callable[[str], Any]:
 
 def _configured(app: Flask) -> tuple[Config, Client]:
     """The app's checked settings and client, rebuilt when they change."""
-    lookup = _lookup(app)
-    key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in raw_settings(lookup, {}).items())
-    cached = app.extensions.get("twilioguard")
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
-    with _lock:
-        cached = app.extensions.get("twilioguard")
-        if cached is not None and cached[0] == key:
-            return cached[1], cached[2]
-        config = load_config(lookup)
-        client = Client(config.url, timeout=config.timeout)
-        if cached is not None:
-            cached[2].close()
-        app.extensions["twilioguard"] = (key, config, client)
-        return config, client
+    configured: Configured = app.extensions.setdefault("twilioguard", Configured())
+    return configured.get(_lookup(app))
 
 
 def _check(options: RouteOptions) -> tuple[Optional[Verdict], Optional[Refusal]]:
