@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Python client's tests (clients/python): unit tests, and end-to-end tests
-# against a real twilioguard server and a real Django app.
+# against a real twilioguard server and real Django (runserver), Flask
+# (gunicorn) and FastAPI (uvicorn) apps; mypy --strict over the package.
 #
 # Runs pytest with $TWILIOGUARD_TEST_PYTHON (set by setup.d/30-python.sh).
 # Without it: under CI=true this fails; otherwise the machine's python3 runs
-# what it can and the tests that need Django or twilio skip with a message.
+# what it can and the tests that need a framework or twilio skip with a message.
 # pytest's "no tests ran" (exit 5) is a failure.
 set -euo pipefail
 cd "${ROOT:-$(dirname "$0")/../..}"
@@ -21,7 +22,7 @@ if [ -z "$py" ]; then
       "python3 -m venv v && v/bin/pip install -r clients/python/requirements-test.txt" >&2
     exit 0
   fi
-  echo "python: TWILIOGUARD_TEST_PYTHON not set; using $py (tests needing Django/twilio will skip)"
+  echo "python: TWILIOGUARD_TEST_PYTHON not set; using $py (tests needing a framework or twilio will skip)"
 fi
 
 rc=0

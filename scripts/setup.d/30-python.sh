@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Python for the clients/python tests: a virtualenv with the pinned test
-# dependencies (Django, twilio, pytest from PyPI; clients/python/requirements-test.txt).
+# dependencies (Django, Flask, FastAPI, aiohttp, gunicorn, uvicorn, twilio, pytest from
+# PyPI; clients/python/requirements-test.txt).
 #
 # Sourced by scripts/test.sh. Creates $TG_CACHE/venv-py with the machine's
 # python3, skips the install when the venv already holds exactly that
@@ -30,9 +31,9 @@ _tg_python_setup() {
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" || return 1
     echo "$want" >"$venv/.twilioguard-requirements"
   fi
-  "$venv/bin/python" -c 'import django, twilio, pytest' || return 1
+  "$venv/bin/python" -c 'import django, flask, fastapi, aiohttp, httpx2, uvicorn, gunicorn, python_multipart, twilio, pytest' || return 1
   export TWILIOGUARD_TEST_PYTHON="$venv/bin/python"
-  echo "python: $("$venv/bin/python" --version), $("$venv/bin/python" -c 'import django, twilio; print("Django", django.get_version(), "twilio", twilio.__version__)') at $venv"
+  echo "python: $("$venv/bin/python" --version), $("$venv/bin/python" -c 'import aiohttp, django, fastapi, twilio; from importlib.metadata import version as v; print("Django", django.get_version(), "Flask", v("flask"), "FastAPI", fastapi.__version__, "aiohttp", aiohttp.__version__, "twilio", twilio.__version__)') at $venv"
 }
 
 if ! _tg_python_setup; then

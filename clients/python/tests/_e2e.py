@@ -1,5 +1,6 @@
 """End-to-end parts: the real twilioguard server (built from cmd/twilioguard),
-Django apps served by ``runserver``, and a TLS-terminating proxy stand-in.
+the Django, Flask and FastAPI test apps served by ``runserver``, gunicorn
+and uvicorn, and a TLS-terminating proxy.
 
 Every part runs as a real process or thread on loopback; requests are real
 HTTP. Outside CI a missing part (Go, the server's source, Django, twilio)
@@ -8,14 +9,17 @@ skips the end-to-end tests with a message; with CI=true it fails them.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -142,15 +146,44 @@ class TwilioguardServer:
         _stop(self.proc)
 
 
-class DjangoApp:
-    """The test Django project (tests/djangoapp, DEBUG=True) served for real
-    by ``python -m django runserver`` with the given TWILIOGUARD_* settings."""
+#: KINDS are the web apps the end-to-end tests run: each serves the Twilio
+#: tutorial's webhooks, protected by twilioguard's integration.
+KINDS = ("django", "flask", "fastapi")
 
-    def __init__(self, workdir: Path, settings: Mapping[str, str]) -> None:
+# The servers are told to trust no proxy themselves (gunicorn and uvicorn
+# trust forwarding headers from 127.0.0.1 by default), so twilioguard's own
+# trusted-proxy setting alone decides which forwarding headers count.
+_NO_PROXY = "192.0.2.1"
+
+
+def _command(kind: str, port: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if kind == "django":
+        return [sys.executable, "-m", "django", "runserver", "--noreload", bind]
+    if kind == "flask":
+        return [
+            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "1", "--threads", "4",
+            "--forwarded-allow-ips", _NO_PROXY, "--chdir", str(HERE / "flaskapp"), "app:app",
+        ]
+    if kind == "fastapi":
+        return [
+            sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--app-dir", str(HERE / "fastapiapp"), "--no-proxy-headers", "--log-level", "warning",
+        ]
+    raise ValueError(f"unknown app kind {kind!r}")
+
+
+class WebApp:
+    """One of the test apps (tests/djangoapp under ``runserver``,
+    tests/flaskapp under gunicorn, tests/fastapiapp under uvicorn), served
+    for real with the given TWILIOGUARD_* settings in its environment."""
+
+    def __init__(self, kind: str, workdir: Path, settings: Mapping[str, str]) -> None:
+        self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / f"django-{self.port}.log"
+        self.log = workdir / f"{kind}-{self.port}.log"
         env = _clean_env(
             DJANGO_SETTINGS_MODULE="djangoapp.settings",
             PYTHONPATH=os.pathsep.join([str(HERE), str(SRC)]),
@@ -159,7 +192,7 @@ class DjangoApp:
         )
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "django", "runserver", "--noreload", f"127.0.0.1:{self.port}"],
+                _command(kind, self.port),
                 env=env,
                 cwd=str(workdir),
                 stdout=out,
@@ -176,6 +209,9 @@ class DjangoApp:
         _stop(self.proc)
 
 
+_MODULES = {"django": ("django",), "flask": ("flask", "gunicorn"), "fastapi": ("fastapi", "uvicorn", "aiohttp", "python_multipart")}
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -190,12 +226,17 @@ def send(
     headers: Optional[Mapping[str, str]] = None,
     source: Optional[str] = None,
     method: str = "POST",
+    context: Optional[ssl.SSLContext] = None,
 ) -> Response:
-    """Send one real HTTP request, from loopback address *source* if given."""
+    """Send one real HTTP request (HTTPS for an https:// *base_url*, trusting
+    *context*), from loopback address *source* if given."""
     target = urllib.parse.urlsplit(base_url)
-    conn = http.client.HTTPConnection(
-        target.hostname, target.port, timeout=30, source_address=(source, 0) if source else None
-    )
+    address = (source, 0) if source else None
+    conn: http.client.HTTPConnection
+    if target.scheme == "https":
+        conn = http.client.HTTPSConnection(target.hostname, target.port, timeout=30, source_address=address, context=context)
+    else:
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30, source_address=address)
     try:
         all_headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
         all_headers.update(headers or {})
@@ -206,18 +247,41 @@ def send(
         conn.close()
 
 
+@functools.lru_cache(maxsize=None)
+def _certificate() -> tuple[str, str]:
+    """A self-signed certificate and key for 127.0.0.1 (made once per test
+    process with openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        missing("openssl", "install it (apt-get install openssl) to run the TLS proxy of the end-to-end tests")
+    directory = Path(tempfile.mkdtemp(prefix="twilioguard-tls-"))
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            str(openssl), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return str(cert), str(key)
+
+
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host"}
 _FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-original-host"}
 
 
 class TLSTerminatingProxy:
-    """A stand-in for a TLS-terminating reverse proxy in front of an app.
+    """A TLS-terminating reverse proxy in front of an app.
 
-    It listens on plain HTTP on 127.0.0.1 (the TLS part is irrelevant to
-    signatures), drops client-sent forwarding headers, adds its own saying the
-    client came over https to *public_host*, and connects to the app from
-    loopback address *source* (so the app sees that peer address). *style*
-    picks ``X-Forwarded-*`` headers or an RFC 7239 ``Forwarded`` header.
+    It serves HTTPS on 127.0.0.1 with a self-signed certificate (clients
+    trust it through :attr:`client_context`), drops client-sent forwarding
+    headers, adds its own saying the client came over https to
+    *public_host*, and connects to the app over plain HTTP from loopback
+    address *source* (so the app sees that peer address). *style* picks
+    ``X-Forwarded-*`` headers or an RFC 7239 ``Forwarded`` header.
     """
 
     def __init__(self, upstream: str, *, public_host: str, source: str, style: str = "x-forwarded") -> None:
@@ -262,11 +326,17 @@ class TLSTerminatingProxy:
             do_GET = do_POST = _forward
 
         self.forwarded = 0
+        cert, key = _certificate()
+        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_context.load_cert_chain(cert, key)
+        #: client_context trusts the proxy's certificate.
+        self.client_context = ssl.create_default_context(cafile=cert)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.socket = server_context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -336,18 +406,20 @@ def stoppable_server(twilioguard_binary: Path, tmp_path: Path) -> Iterator[Twili
 
 
 @pytest.fixture(scope="session")
-def django_app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Start Django apps with given settings; all are stopped at the end."""
-    need_module("django")
-    need_module("twilio")
-    apps: list[DjangoApp] = []
-    workdir = tmp_path_factory.mktemp("django")
+def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start web apps of a kind with given settings, at most once per kind
+    and settings; all are stopped at the end."""
+    apps: dict[tuple[str, tuple[tuple[str, str], ...]], WebApp] = {}
+    workdir = tmp_path_factory.mktemp("apps")
 
-    def start(**settings: str) -> DjangoApp:
-        app = DjangoApp(workdir, settings)
-        apps.append(app)
-        return app
+    def start(kind: str, **settings: str) -> WebApp:
+        for module in (*_MODULES[kind], "twilio"):
+            need_module(module)
+        key = (kind, tuple(sorted(settings.items())))
+        if key not in apps:
+            apps[key] = WebApp(kind, workdir, settings)
+        return apps[key]
 
     yield start
-    for app in apps:
+    for app in apps.values():
         app.stop()

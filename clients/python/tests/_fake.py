@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,14 +34,16 @@ class Reply:
 
 
 class FakeService:
-    """FakeService answers every call with ``reply`` (or ``respond(call)``),
-    records the calls, and counts TCP connections."""
+    """FakeService answers every call with ``reply`` (or ``respond(call)``)
+    after ``delay`` seconds, records the calls, and counts TCP
+    connections."""
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.reply = Reply()
         self.respond: Optional[Callable[[Call], Reply]] = None
         self.connections = 0
+        self.delay = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +61,8 @@ class FakeService:
                 call = Call(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
                 fake.calls.append(call)
                 reply = fake.respond(call) if fake.respond else fake.reply
+                if fake.delay:
+                    time.sleep(fake.delay)
                 data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")

@@ -1,5 +1,5 @@
 """Shared fixtures: the fake service for unit tests, and the real twilioguard
-server, Django apps and proxy for end-to-end tests (see _e2e.py)."""
+server, web apps and proxy for end-to-end tests (see _e2e.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ sys.path.insert(0, str(HERE))
 
 from _e2e import (  # noqa: E402,F401  (fixtures)
     account,
-    django_app_factory,
+    app_factory,
     other_account,
     stoppable_server,
     twilioguard_binary,

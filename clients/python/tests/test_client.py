@@ -1,10 +1,14 @@
-"""Client against a fake VerifierService: wire format, verdicts, errors."""
+"""Client and AsyncClient against a fake VerifierService: wire format,
+verdicts, errors, connections."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +18,22 @@ import twilioguard
 
 URL = "https://example.com/sms?x=1"
 PATH = "/twilioguard.v1.VerifierService/VerifyWebhook"
+
+
+def verify(kind: str, base_url: str, **kwargs: Any) -> twilioguard.Verdict:
+    """One call through the sync Client or the AsyncClient."""
+    timeout = kwargs.pop("timeout", twilioguard.DEFAULT_TIMEOUT)
+    if kind == "sync":
+        return twilioguard.Client(base_url, timeout=timeout).verify_webhook(**kwargs)
+
+    async def call() -> twilioguard.Verdict:
+        async with twilioguard.AsyncClient(base_url, timeout=timeout) as client:
+            return await client.verify_webhook(**kwargs)
+
+    return asyncio.run(call())
+
+
+CLIENTS = pytest.mark.parametrize("kind", ["sync", "async"])
 
 
 class _QueryDictLike(dict):  # type: ignore[type-arg]
@@ -64,6 +84,7 @@ class _QueryDictLike(dict):  # type: ignore[type-arg]
                 "account": "prod",
                 "allowed_accounts": ("AC1", "", "AC2"),
                 "route": "sms",
+                "idempotency_token": "IT0a1b",
             },
             {
                 "url": URL,
@@ -72,19 +93,30 @@ class _QueryDictLike(dict):  # type: ignore[type-arg]
                 "account": "prod",
                 "allowedAccounts": ["AC1", "AC2"],
                 "route": "sms",
+                "idempotencyToken": "IT0a1b",
             },
         ),
         ("unicode is sent as UTF-8", {"params": {"Body": "é ✓ 😀"}}, {"url": URL, "params": [{"key": "Body", "value": "é ✓ 😀"}]}),
     ],
 )
-def test_request_encoding(fake_service: FakeService, name: str, kwargs: dict[str, Any], want: dict[str, Any]) -> None:
-    twilioguard.Client(fake_service.url).verify_webhook(url=URL, **kwargs)
+@CLIENTS
+def test_request_encoding(fake_service: FakeService, kind: str, name: str, kwargs: dict[str, Any], want: dict[str, Any]) -> None:
+    verify(kind, fake_service.url, url=URL, **kwargs)
     if fake_service.last.json != want:
         pytest.fail(f"{name}: sent {fake_service.last.json}, want {want}")
 
 
-def test_request_headers(fake_service: FakeService) -> None:
-    twilioguard.Client(fake_service.url, timeout=2.5, headers={"X-Extra": "1"}).verify_webhook(url=URL)
+@CLIENTS
+def test_request_headers(fake_service: FakeService, kind: str) -> None:
+    if kind == "sync":
+        twilioguard.Client(fake_service.url, timeout=2.5, headers={"X-Extra": "1"}).verify_webhook(url=URL)
+    else:
+
+        async def call() -> None:
+            async with twilioguard.AsyncClient(fake_service.url, timeout=2.5, headers={"X-Extra": "1"}) as client:
+                await client.verify_webhook(url=URL)
+
+        asyncio.run(call())
     call = fake_service.last
     want = {
         "content-type": "application/json",
@@ -100,8 +132,9 @@ def test_request_headers(fake_service: FakeService) -> None:
         pytest.fail(f"path = {call.path}, want {PATH}")
 
 
-def test_base_url_path_prefix(fake_service: FakeService) -> None:
-    twilioguard.Client(fake_service.url + "/gateway/tg/").verify_webhook(url=URL)
+@CLIENTS
+def test_base_url_path_prefix(fake_service: FakeService, kind: str) -> None:
+    verify(kind, fake_service.url + "/gateway/tg/", url=URL)
     if fake_service.last.path != "/gateway/tg" + PATH:
         pytest.fail(f"path = {fake_service.last.path}, want /gateway/tg{PATH}")
 
@@ -128,11 +161,36 @@ def test_base_url_path_prefix(fake_service: FakeService) -> None:
         ({"reason": 5, "algorithm": 0}, twilioguard.Verdict(False, reason="ACCOUNT_NOT_ALLOWED")),
         ({"valid": "true"}, twilioguard.Verdict(False)),
         ({"valid": True, "reason": "REASON_UNSPECIFIED", "algorithm": 2}, twilioguard.Verdict(True, algorithm="HMAC_SHA256")),
+        ({"reason": "ACCOUNT_MISMATCH"}, twilioguard.Verdict(False, reason="ACCOUNT_MISMATCH")),
+        ({"reason": 11}, twilioguard.Verdict(False, reason="BODY_NOT_FORWARDED")),
+        (
+            {"valid": True, "duplicate": True, "firstSeenTime": "2026-11-28T19:04:05.123456789Z", "replayCheck": "CHECKED"},
+            twilioguard.Verdict(
+                True,
+                duplicate=True,
+                first_seen_time=datetime.datetime(2026, 11, 28, 19, 4, 5, 123456, tzinfo=datetime.timezone.utc),
+                replay_check="CHECKED",
+            ),
+        ),
+        (
+            {"valid": True, "duplicate": False, "replayCheck": 1, "firstSeenTime": "2026-11-28T21:04:05+02:00"},
+            twilioguard.Verdict(
+                True,
+                duplicate=False,
+                first_seen_time=datetime.datetime(2026, 11, 28, 19, 4, 5, tzinfo=datetime.timezone.utc),
+                replay_check="CHECKED",
+            ),
+        ),
+        (
+            {"valid": True, "replayCheck": "UNAVAILABLE", "firstSeenTime": "yesterday", "duplicate": "yes"},
+            twilioguard.Verdict(True, replay_check="UNAVAILABLE"),
+        ),
     ],
 )
-def test_verdict_decoding(fake_service: FakeService, body: dict[str, Any], want: twilioguard.Verdict) -> None:
+@CLIENTS
+def test_verdict_decoding(fake_service: FakeService, kind: str, body: dict[str, Any], want: twilioguard.Verdict) -> None:
     fake_service.reply = Reply(200, body)
-    got = twilioguard.Client(fake_service.url).verify_webhook(url=URL)
+    got = verify(kind, fake_service.url, url=URL)
     if got != want:
         pytest.fail(f"verdict = {got}, want {want}")
 
@@ -154,10 +212,11 @@ def test_verdict_decoding(fake_service: FakeService, body: dict[str, Any], want:
         (200, b"", twilioguard.TwilioguardError, "unknown"),
     ],
 )
-def test_error_mapping(fake_service: FakeService, status: int, body: Any, error: type, code: str) -> None:
+@CLIENTS
+def test_error_mapping(fake_service: FakeService, kind: str, status: int, body: Any, error: type, code: str) -> None:
     fake_service.reply = Reply(status, body)
     with pytest.raises(twilioguard.TwilioguardError) as info:
-        twilioguard.Client(fake_service.url).verify_webhook(url=URL)
+        verify(kind, fake_service.url, url=URL)
     if type(info.value) is not error or info.value.code != code:
         pytest.fail(f"raised {info.value!r} ({type(info.value).__name__}, {info.value.code}), want {error.__name__} {code}")
     if isinstance(body, dict) and info.value.message != body["message"]:
@@ -171,24 +230,26 @@ def test_bad_signature_is_not_an_error(fake_service: FakeService) -> None:
         pytest.fail(f"verdict = {verdict}")
 
 
-def test_connection_refused_is_unavailable() -> None:
+@CLIENTS
+def test_connection_refused_is_unavailable(kind: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
         with pytest.raises(twilioguard.UnavailableError) as info:
-            twilioguard.Client(f"http://127.0.0.1:{port}").verify_webhook(url=URL)
+            verify(kind, f"http://127.0.0.1:{port}", url=URL)
     if info.value.code != "unavailable":
         pytest.fail(f"code = {info.value.code}, want unavailable")
 
 
-def test_no_answer_is_unavailable() -> None:
+@CLIENTS
+def test_no_answer_is_unavailable(kind: str) -> None:
     # A server that accepts the connection and never answers.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
         with pytest.raises(twilioguard.UnavailableError) as info:
-            twilioguard.Client(f"http://127.0.0.1:{port}", timeout=0.2).verify_webhook(url=URL)
+            verify(kind, f"http://127.0.0.1:{port}", url=URL, timeout=0.2)
     if info.value.code != "deadline_exceeded":
         pytest.fail(f"code = {info.value.code}, want deadline_exceeded")
 
@@ -253,13 +314,45 @@ def test_threads_share_a_client(fake_service: FakeService) -> None:
         pytest.fail(f"service saw {len(urls)} calls, want the 20 distinct ones")
 
 
+def test_async_calls_run_concurrently(fake_service: FakeService) -> None:
+    # Each answer takes 0.3 s; 8 calls at once take about as long as one
+    # when the client does not serialize them (each one its own connection).
+    fake_service.delay = 0.3
+
+    async def calls() -> list[twilioguard.Verdict]:
+        async with twilioguard.AsyncClient(fake_service.url) as client:
+            return await asyncio.gather(*(client.verify_webhook(url=f"{URL}&n={n}") for n in range(8)))
+
+    start = time.monotonic()
+    verdicts = asyncio.run(calls())
+    elapsed = time.monotonic() - start
+    if len(verdicts) != 8 or not all(v.valid for v in verdicts):
+        pytest.fail(f"verdicts = {verdicts}")
+    if elapsed >= 8 * 0.3:
+        pytest.fail(f"8 concurrent calls took {elapsed:.2f}s: serialized (one call takes 0.3s)")
+    if fake_service.connections < 2:
+        pytest.fail(f"{fake_service.connections} connection(s) for 8 concurrent calls: the calls were serialized")
+
+
+def test_async_connections_are_pooled(fake_service: FakeService) -> None:
+    async def calls() -> None:
+        async with twilioguard.AsyncClient(fake_service.url) as client:
+            for _ in range(3):
+                await client.verify_webhook(url=URL)
+
+    asyncio.run(calls())
+    if fake_service.connections != 1:
+        pytest.fail(f"{fake_service.connections} connections for 3 calls in a row, want 1")
+
+
 @pytest.mark.parametrize(
     "base_url",
     ["", "localhost:8080", "ftp://x", "http://user:pw@host", "http://host?x=1", "http://host:99999", "http://"],
 )
-def test_bad_base_url(base_url: str) -> None:
+@pytest.mark.parametrize("client", [twilioguard.Client, twilioguard.AsyncClient])
+def test_bad_base_url(base_url: str, client: Any) -> None:
     with pytest.raises(ValueError):
-        twilioguard.Client(base_url)
+        client(base_url)
 
 
 def test_params_and_body_together(fake_service: FakeService) -> None:

@@ -99,7 +99,7 @@ def test_valid_request_runs_view_with_verdict(service: FakeService) -> None:
 def test_invalid_is_403_even_with_debug(service: FakeService, caplog: pytest.LogCaptureFixture) -> None:
     service.reply = Reply(200, {"accountSid": "AC1", "reason": "SIGNATURE_MISMATCH", "hint": "try https"})
     request = post()
-    with caplog.at_level(logging.WARNING, logger="twilioguard.django"):
+    with caplog.at_level(logging.INFO, logger="twilioguard.django"):
         resp = bare_view(request)
     if not settings.DEBUG:
         pytest.fail("the test must run with DEBUG on")
@@ -205,6 +205,8 @@ def test_signature_settings_forwarded(service: FakeService) -> None:
         {"TWILIOGUARD_PROXY_HEADERS": ["X-Real-IP"]},
         {"TWILIOGUARD_TIMEOUT": "soon"},
         {"TWILIOGUARD_TIMEOUT": 0},
+        {"TWILIOGUARD_MODE": "off"},
+        {"TWILIOGUARD_DUPLICATES": "never"},
     ],
 )
 def test_bad_settings_raise(service: FakeService, overrides: dict[str, Any]) -> None:
@@ -261,3 +263,100 @@ def test_middleware(service: FakeService) -> None:
 def test_middleware_needs_paths(service: FakeService) -> None:
     with pytest.raises(ImproperlyConfigured):
         ValidateTwilioRequestMiddleware(lambda request: HttpResponse())
+
+
+@validate_twilio_request(mode="shadow")
+def shadow_view(request: HttpRequest) -> HttpResponse:
+    verdict = request.twilio_verdict  # type: ignore[attr-defined]
+    return HttpResponse("ran:" + ((verdict.reason or "valid") if verdict else "no verdict"))
+
+
+@validate_twilio_request(duplicates="reject")
+def once_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ran")
+
+
+def test_shadow_mode(service: FakeService) -> None:
+    service.reply = Reply(200, {"reason": "SIGNATURE_MISMATCH"})
+    resp = shadow_view(post())
+    if resp.status_code != 200 or resp.content != b"ran:SIGNATURE_MISMATCH":
+        pytest.fail(f"shadow, invalid: {resp.status_code} {resp.content!r}")
+    service.reply = Reply(503, {"code": "unavailable", "message": "down"})
+    resp = shadow_view(post())
+    if resp.status_code != 200 or resp.content != b"ran:no verdict":
+        pytest.fail(f"shadow, unavailable: {resp.status_code} {resp.content!r}")
+    with override_settings(TWILIOGUARD_MODE="shadow"):
+        service.reply = Reply(200, {"reason": "MISSING_SIGNATURE"})
+        if bare_view(post()).status_code != 200:
+            pytest.fail("TWILIOGUARD_MODE=shadow did not let the request through")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "want"),
+    [
+        ({"valid": True, "duplicate": True, "replayCheck": "CHECKED", "firstSeenTime": "2026-01-01T00:00:00Z"}, 409),
+        ({"valid": True, "duplicate": False, "replayCheck": "CHECKED"}, 200),
+        ({"valid": True, "replayCheck": "UNAVAILABLE"}, 503),
+    ],
+)
+def test_duplicates_rejected(service: FakeService, verdict: dict[str, Any], want: int) -> None:
+    service.reply = Reply(200, verdict)
+    resp = once_view(post(HTTP_I_TWILIO_IDEMPOTENCY_TOKEN="tok-1"))
+    if resp.status_code != want:
+        pytest.fail(f"status {resp.status_code}, want {want}")
+    if service.last.json.get("idempotencyToken") != "tok-1":
+        pytest.fail(f"sent {service.last.json}")
+    with override_settings(TWILIOGUARD_DUPLICATES="reject"):
+        if bare_view(post()).status_code != want:
+            pytest.fail("TWILIOGUARD_DUPLICATES=reject not applied")
+
+
+def test_reserved_headers_removed(service: FakeService) -> None:
+    @validate_twilio_request
+    def headers_view(request: HttpRequest) -> HttpResponse:
+        seen = sorted(k for k in request.headers if k.lower().startswith(("x-twilioguard", "x-twilio-account")))
+        meta = sorted(k for k in request.META if k.startswith(("HTTP_X_TWILIOGUARD", "HTTP_X_TWILIO_ACCOUNT")))
+        return HttpResponse(repr((seen, meta)))
+
+    request = post(HTTP_X_TWILIOGUARD_VERIFIED="true", HTTP_X_TWILIO_ACCOUNT_SID="AC_FORGED", HTTP_X_TWILIOGUARD_ROUTE="x")
+    request.headers  # cached before the decorator runs  # noqa: B018
+    resp = headers_view(request)
+    if resp.content != b"([], [])":
+        pytest.fail(f"the view saw forged headers: {resp.content!r}")
+
+
+def test_body_too_large(service: FakeService) -> None:
+    with override_settings(TWILIOGUARD_MAX_BODY_BYTES=10):
+        resp = bare_view(post(body=b"A=" + b"x" * 20))
+    if resp.status_code != 413 or service.calls:
+        pytest.fail(f"status {resp.status_code}, {len(service.calls)} calls; want 413 and none")
+
+
+def test_log_line_cannot_be_forged(service: FakeService, caplog: pytest.LogCaptureFixture) -> None:
+    service.reply = Reply(200, {"reason": "SIGNATURE_MISMATCH", "hint": "a\nb"})
+    request = RequestFactory().post(
+        "/bare/%0aINFO%20twilio%20webhook%20verified", data=b"A=1", content_type=FORM, HTTP_X_TWILIO_SIGNATURE="s"
+    )
+    with caplog.at_level(logging.INFO, logger="twilioguard.django"):
+        bare_view(request)
+    messages = [r.getMessage() for r in caplog.records]
+    if len(messages) != 1 or "\n" in messages[0]:
+        pytest.fail(f"a decoded %0a split the log line: {messages!r}")
+    if "\\nINFO twilio webhook verified" not in messages[0] or 'hint="a\\nb"' not in messages[0]:
+        pytest.fail(f"path or hint not escaped: {messages[0]!r}")
+
+
+def test_async_middleware(service: FakeService) -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("ran:" + request.twilio_verdict.account_sid)  # type: ignore[attr-defined]
+
+    with override_settings(TWILIOGUARD_PATHS=[r"^/hooks/"]):
+        middleware = ValidateTwilioRequestMiddleware(view)
+        request = AsyncRequestFactory().post("/hooks/sms", data=b"A=1", content_type=FORM, HTTP_X_TWILIO_SIGNATURE="s")
+        resp = asyncio.run(middleware(request))
+        if resp.status_code != 200 or resp.content != b"ran:AC1":
+            pytest.fail(f"response {resp.status_code} {resp.content!r}")
+        service.reply = Reply(200, {"reason": "SIGNATURE_MISMATCH"})
+        resp = asyncio.run(middleware(request))
+        if resp.status_code != 403:
+            pytest.fail(f"status {resp.status_code}, want 403")

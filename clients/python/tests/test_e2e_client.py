@@ -1,7 +1,9 @@
-"""End to end: twilioguard.Client against a real twilioguard server."""
+"""End to end: twilioguard.Client and AsyncClient against a real twilioguard
+server."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -149,3 +151,43 @@ def test_stopped_service_is_unavailable(stoppable_server: TwilioguardServer, acc
     stoppable_server.stop()
     with pytest.raises(twilioguard.UnavailableError):
         client.verify_webhook(url=URL, params=p, signature=sig)
+
+
+def test_async_client(twilioguard_server: TwilioguardServer, account: Account, other_account: Account) -> None:
+    # Valid, invalid and malformed calls, all at once on one AsyncClient.
+    p = params(account)
+    body = urllib.parse.urlencode(p).encode()
+    form = "application/x-www-form-urlencoded"
+
+    async def calls() -> list[object]:
+        async with twilioguard.AsyncClient(twilioguard_server.url, timeout=10) as client:
+            valid = [
+                client.verify_webhook(url=f"{URL}&n={n}", body=body, content_type=form, signature=twilioguard.sign(account.token, f"{URL}&n={n}", p))
+                for n in range(8)
+            ]
+            forged = client.verify_webhook(url=URL, body=body, content_type=form, signature=twilioguard.sign(other_account.token, URL, p))
+            malformed = client.verify_webhook(url="not a url", body=body, content_type=form)
+            return await asyncio.gather(*valid, forged, malformed, return_exceptions=True)
+
+    *valid, forged, malformed = asyncio.run(calls())
+    if not all(isinstance(v, twilioguard.Verdict) and v.valid and v.account_sid == account.sid for v in valid):
+        pytest.fail(f"valid calls: {valid}")
+    if not isinstance(forged, twilioguard.Verdict) or forged.valid or forged.reason != "SIGNATURE_MISMATCH":
+        pytest.fail(f"forged call: {forged}")
+    if not isinstance(malformed, twilioguard.InvalidArgumentError):
+        pytest.fail(f"malformed call: {malformed!r}, want InvalidArgumentError")
+
+
+def test_async_client_stopped_service(stoppable_server: TwilioguardServer) -> None:
+    async def call() -> twilioguard.Verdict:
+        async with twilioguard.AsyncClient(stoppable_server.url, timeout=5) as client:
+            first = await client.verify_webhook(url=URL)
+            stoppable_server.stop()
+            try:
+                await client.verify_webhook(url=URL)
+            except twilioguard.UnavailableError:
+                return first
+            pytest.fail("a stopped service gave a verdict")
+
+    if asyncio.run(call()).reason != "MISSING_SIGNATURE":
+        pytest.fail("the running service did not answer MISSING_SIGNATURE")

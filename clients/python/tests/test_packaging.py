@@ -1,4 +1,5 @@
-"""The package installs with pip, ships py.typed, and needs no Django."""
+"""The package installs with pip, ships py.typed, and needs no framework or
+third-party package unless an integration is imported."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_installs_with_pip(tmp_path: Path) -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"pip install failed:\n{result.stdout}\n{result.stderr}")
-    for name in ("__init__.py", "django.py", "wsgi.py", "py.typed"):
+    for name in ("__init__.py", "django.py", "flask.py", "fastapi.py", "asgi.py", "wsgi.py", "py.typed"):
         if not (target / "twilioguard" / name).is_file():
             pytest.fail(f"installed package lacks {name}")
     probe = (
@@ -51,23 +52,31 @@ def test_installs_with_pip(tmp_path: Path) -> None:
         pytest.fail(f"package has runtime dependencies: {requires}")
 
 
-def test_imports_without_django() -> None:
+def test_imports_without_frameworks() -> None:
     src = PROJECT / "src"
     code = (
-        "import sys; sys.modules['django'] = None; sys.modules['asgiref'] = None\n"
+        "import sys\n"
+        "for name in ('django', 'asgiref', 'flask', 'werkzeug', 'fastapi', 'starlette', 'aiohttp'):\n"
+        "    sys.modules[name] = None\n"
         f"sys.path.insert(0, {str(src)!r})\n"
-        "import twilioguard, twilioguard.wsgi\n"
+        "import twilioguard, twilioguard.wsgi, twilioguard.asgi\n"
         "assert twilioguard.sign('t', 'https://x/', {'a': '1'})\n"
         "try:\n"
-        "    import twilioguard.django\n"
-        "except ImportError:\n"
-        "    print('django-needed')\n"
+        "    twilioguard.AsyncClient('http://x')\n"
+        "except ImportError as exc:\n"
+        "    print('aiohttp-needed' if 'twilioguard[fastapi]' in str(exc) else exc)\n"
+        "for name in ('django', 'flask', 'fastapi'):\n"
+        "    try:\n"
+        "        __import__('twilioguard.' + name)\n"
+        "    except ImportError:\n"
+        "        print(name + '-needed')\n"
     )
     out = subprocess.run([sys.executable, "-I", "-B", "-c", code], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
-        pytest.fail(f"twilioguard needs Django to import:\n{out.stderr}")
-    if out.stdout.strip() != "django-needed":
-        pytest.fail(f"twilioguard.django imported without Django: {out.stdout!r}")
+        pytest.fail(f"twilioguard needs a framework to import:\n{out.stderr}")
+    want = ["aiohttp-needed", "django-needed", "flask-needed", "fastapi-needed"]
+    if out.stdout.split() != want:
+        pytest.fail(f"output {out.stdout.split()}, want {want}")
 
 
 def test_standard_library_only() -> None:
@@ -77,7 +86,7 @@ def test_standard_library_only() -> None:
         pytest.skip("needs Python 3.10+ (sys.stdlib_module_names)")
     stdlib = set(names)
     for path in (PROJECT / "src" / "twilioguard").glob("*.py"):
-        if path.name == "django.py":
+        if path.name in ("django.py", "flask.py", "fastapi.py"):
             continue
         for line in path.read_text().splitlines():
             words = line.split()

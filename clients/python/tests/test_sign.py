@@ -1,10 +1,13 @@
-"""sign() against published vectors and twilio-python's RequestValidator."""
+"""sign() against published vectors, the SDK-generated vectors of
+signature/testdata and twilio-python's RequestValidator."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +111,28 @@ def test_agrees_with_twilio_python(name: str, url: str, pairs: list[tuple[str, s
     # "?": it rejects that (genuine) signature, a known quirk of the SDK.
     if algorithm == "HMAC_SHA1" and not url.endswith("?") and not RequestValidator(token).validate(url, _MultiDict(pairs), got):
         pytest.fail("twilio-python's validate rejects sign()'s signature")
+
+
+VECTORS_FILE = Path(__file__).resolve().parents[3] / "signature" / "testdata" / "vectors.json"
+VECTORS = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
+# The cases where twilio-node and twilio-python computed the same signature
+# (they disagree on the order of non-ASCII keys and values).
+AGREED = [c for c in VECTORS["cases"] if c["node"]["signature"] == c["python"]["signature"]]
+
+
+@pytest.mark.parametrize("case", AGREED, ids=[c["id"] for c in AGREED])
+def test_sdk_vectors(case: dict[str, Any]) -> None:
+    signed = case["signed"]
+    secret = VECTORS["secrets"][signed["secret_of"]]
+    if signed["string"] is not None:
+        got = twilioguard.sign(secret, signed["string"], algorithm=signed["algorithm"])
+    else:
+        got = twilioguard.sign(secret, signed["url"], signed["params"], algorithm=signed["algorithm"])
+    want = case["python"]["signature"]
+    if got != want:
+        pytest.fail(f"{case['id']}: sign = {got}, the SDKs computed {want}")
+
+
+def test_sdk_vectors_are_read() -> None:
+    if len(AGREED) < 300:
+        pytest.fail(f"only {len(AGREED)} agreed cases in {VECTORS_FILE}")

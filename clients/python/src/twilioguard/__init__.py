@@ -16,14 +16,19 @@ dependency-free Python client::
     if not verdict.valid:
         print(verdict.reason, verdict.hint)
 
-:func:`sign` computes the signature Twilio would send, for tests.
-:mod:`twilioguard.django` holds the Django decorator and middleware, and
-:mod:`twilioguard.wsgi` rebuilds the signed URL behind proxies. Importing
-this package does not import Django.
+:class:`AsyncClient` is the same for asyncio code (it needs aiohttp:
+``pip install 'twilioguard[fastapi]'``). :func:`sign` computes the
+signature Twilio would send, for tests. The integrations are
+:mod:`twilioguard.django`, :mod:`twilioguard.flask`,
+:mod:`twilioguard.fastapi` and the ASGI middleware in
+:mod:`twilioguard.asgi`; :mod:`twilioguard.wsgi` and :mod:`twilioguard.asgi`
+rebuild the signed URL behind proxies. Importing this package imports no
+framework and no third-party package.
 """
 
 from __future__ import annotations
 
+from ._async_client import AsyncClient
 from ._client import DEFAULT_TIMEOUT, Client
 from ._errors import InvalidArgumentError, TwilioguardError, UnavailableError
 from ._signature import Params, body_sha256, sign
@@ -31,6 +36,7 @@ from ._verdict import Verdict
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AsyncClient",
     "Client",
     "InvalidArgumentError",
     "Params",

@@ -26,8 +26,8 @@ DEFAULT_TIMEOUT = 5.0
 _VERIFY_PATH = "/twilioguard.v1.VerifierService/VerifyWebhook"
 
 # Errors on a kept-alive connection that mean the server closed it while it
-# was idle: the call is retried once on a fresh connection (VerifyWebhook has
-# no side effects).
+# was idle, before reading the call: the call is retried once on a fresh
+# connection.
 _STALE_CONNECTION = (
     http.client.RemoteDisconnected,
     http.client.BadStatusLine,
@@ -58,6 +58,100 @@ def _version() -> str:
     return __version__
 
 
+def parse_base_url(base_url: str) -> tuple[urllib.parse.SplitResult, str, Optional[int]]:
+    """Check a service base URL and return its parts, host and port; raises
+    ValueError when it is not ``http(s)://host[:port][/prefix]``."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"twilioguard base URL must be http:// or https:// with a host, got {base_url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("twilioguard base URL must not carry user info")
+    if parts.query or parts.fragment:
+        raise ValueError(f"twilioguard base URL must not carry a query or fragment, got {base_url!r}")
+    try:
+        return parts, parts.hostname, parts.port
+    except ValueError as exc:
+        raise ValueError(f"twilioguard base URL has a bad port: {base_url!r}") from exc
+
+
+def call_headers(timeout: float, extra: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a Connect unary call with JSON and a deadline."""
+    return {
+        "Content-Type": "application/json",
+        "Connect-Protocol-Version": "1",
+        "Connect-Timeout-Ms": str(max(1, int(timeout * 1000))),
+        "User-Agent": f"twilioguard-python/{_version()}",
+        **extra,
+    }
+
+
+def verify_message(
+    *,
+    url: str,
+    params: Optional[Params] = None,
+    body: Optional[bytes] = None,
+    content_type: Optional[str] = None,
+    signature: Optional[str] = None,
+    signature_settings: Optional[str] = None,
+    account: Optional[str] = None,
+    allowed_accounts: Optional[Iterable[str]] = None,
+    route: Optional[str] = None,
+    idempotency_token: Optional[str] = None,
+) -> bytes:
+    """Encode a VerifyWebhookRequest as Connect JSON (see
+    :meth:`Client.verify_webhook` for the arguments)."""
+    if params is not None and body is not None:
+        raise ValueError("give params or body, not both")
+    message: dict[str, Any] = {"url": url}
+    if params is not None:
+        pairs = [{"key": key, "value": value} for key, value in iter_params(params)]
+        if pairs:
+            message["params"] = pairs
+    if body:
+        message["body"] = base64.b64encode(bytes(body)).decode("ascii")
+    optional = {
+        "contentType": content_type,
+        "signature": signature,
+        "signatureSettings": signature_settings,
+        "account": account,
+        "route": route,
+        "idempotencyToken": idempotency_token,
+    }
+    message.update((key, value) for key, value in optional.items() if value)
+    if allowed_accounts:
+        accounts = [a for a in allowed_accounts if a]
+        if accounts:
+            message["allowedAccounts"] = accounts
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_answer(base_url: str, status: int, data: bytes) -> Mapping[str, Any]:
+    """Return the JSON object of a 200 answer, or raise the error a Connect
+    error answer (or a bare HTTP error) stands for."""
+    try:
+        decoded = json.loads(data) if data else None
+    except ValueError:
+        decoded = None
+    if status == 200:
+        if not isinstance(decoded, dict):
+            raise TwilioguardError("unknown", f"{base_url}: answer is not a JSON object: is this a twilioguard service?")
+        return decoded
+    code = decoded.get("code") if isinstance(decoded, dict) else None
+    if isinstance(code, str) and code:
+        message = decoded.get("message") if isinstance(decoded, dict) else ""
+        message = message if isinstance(message, str) else ""
+    else:
+        code = _HTTP_CODES.get(status, "unavailable" if status >= 500 else "unknown")
+        message = f"{base_url}: HTTP {status} without a Connect error"
+        if status == 404:
+            message += ": is this a twilioguard service?"
+    if code == "invalid_argument":
+        raise InvalidArgumentError(code, message)
+    if code in _UNAVAILABLE_CODES:
+        raise UnavailableError(code, message)
+    raise TwilioguardError(code, message)
+
+
 class Client:
     """Client calls a twilioguard service over Connect with JSON.
 
@@ -80,23 +174,13 @@ class Client:
         ssl_context: Optional[ssl.SSLContext] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
-        parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"twilioguard base URL must be http:// or https:// with a host, got {base_url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("twilioguard base URL must not carry user info")
-        if parts.query or parts.fragment:
-            raise ValueError(f"twilioguard base URL must not carry a query or fragment, got {base_url!r}")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"twilioguard base URL has a bad port: {base_url!r}") from exc
+        parts, host, port = parse_base_url(base_url)
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        self._host = host
         self._port = port
         self._prefix = parts.path.rstrip("/")
         self._ssl_context = ssl_context
@@ -131,6 +215,7 @@ class Client:
         account: Optional[str] = None,
         allowed_accounts: Optional[Iterable[str]] = None,
         route: Optional[str] = None,
+        idempotency_token: Optional[str] = None,
     ) -> Verdict:
         """Ask the service whether Twilio really sent a webhook request.
 
@@ -152,6 +237,10 @@ class Client:
             allowed_accounts: Only these accounts (SIDs or aliases) may have
                 signed the request.
             route: A label for the service's logs and metrics.
+            idempotency_token: The ``I-Twilio-Idempotency-Token`` header
+                value, when present: the service flags a second copy of the
+                same webhook as a duplicate (see
+                :attr:`~twilioguard.Verdict.duplicate`).
 
         Returns:
             The :class:`~twilioguard.Verdict`. A bad signature is a verdict
@@ -164,30 +253,19 @@ class Client:
             TwilioguardError: Any other failure to get a verdict.
             ValueError: Both *params* and *body* were given.
         """
-        if params is not None and body is not None:
-            raise ValueError("give params or body, not both")
-        message: dict[str, Any] = {"url": url}
-        if params is not None:
-            pairs = [{"key": key, "value": value} for key, value in iter_params(params)]
-            if pairs:
-                message["params"] = pairs
-        if body:
-            message["body"] = base64.b64encode(bytes(body)).decode("ascii")
-        if content_type:
-            message["contentType"] = content_type
-        if signature:
-            message["signature"] = signature
-        if signature_settings:
-            message["signatureSettings"] = signature_settings
-        if account:
-            message["account"] = account
-        if allowed_accounts:
-            accounts = [a for a in allowed_accounts if a]
-            if accounts:
-                message["allowedAccounts"] = accounts
-        if route:
-            message["route"] = route
-        return Verdict.from_json(self._call(_VERIFY_PATH, message))
+        payload = verify_message(
+            url=url,
+            params=params,
+            body=body,
+            content_type=content_type,
+            signature=signature,
+            signature_settings=signature_settings,
+            account=account,
+            allowed_accounts=allowed_accounts,
+            route=route,
+            idempotency_token=idempotency_token,
+        )
+        return Verdict.from_json(self._call(_VERIFY_PATH, payload))
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         conn = getattr(self._local, "conn", None)
@@ -207,15 +285,8 @@ class Client:
             self._local.conn = None
         conn.close()
 
-    def _call(self, method: str, message: Mapping[str, Any]) -> Mapping[str, Any]:
-        payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = {
-            "Content-Type": "application/json",
-            "Connect-Protocol-Version": "1",
-            "Connect-Timeout-Ms": str(max(1, int(self.timeout * 1000))),
-            "User-Agent": f"twilioguard-python/{_version()}",
-            **self._headers,
-        }
+    def _call(self, method: str, payload: bytes) -> Mapping[str, Any]:
+        headers = call_headers(self.timeout, self._headers)
         path = self._prefix + method
         for attempt in (1, 2):
             conn, reused = self._connection()
@@ -236,32 +307,8 @@ class Client:
                 raise UnavailableError("unavailable", f"{self.base_url}: {exc}") from exc
             if response.will_close:
                 self._drop(conn)
-            return self._decode(response.status, data)
+            return decode_answer(self.base_url, response.status, data)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _decode(self, status: int, data: bytes) -> Mapping[str, Any]:
-        try:
-            decoded = json.loads(data) if data else None
-        except ValueError:
-            decoded = None
-        if status == 200:
-            if not isinstance(decoded, dict):
-                raise TwilioguardError("unknown", f"{self.base_url}: answer is not a JSON object: is this a twilioguard service?")
-            return decoded
-        code = decoded.get("code") if isinstance(decoded, dict) else None
-        if isinstance(code, str) and code:
-            message = decoded.get("message") if isinstance(decoded, dict) else ""
-            message = message if isinstance(message, str) else ""
-        else:
-            code = _HTTP_CODES.get(status, "unavailable" if status >= 500 else "unknown")
-            message = f"{self.base_url}: HTTP {status} without a Connect error"
-            if status == 404:
-                message += ": is this a twilioguard service?"
-        if code == "invalid_argument":
-            raise InvalidArgumentError(code, message)
-        if code in _UNAVAILABLE_CODES:
-            raise UnavailableError(code, message)
-        raise TwilioguardError(code, message)
 
 
 # Public classes show as twilioguard.X in reprs and tracebacks.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 __all__ = ["Verdict"]
@@ -19,8 +21,15 @@ _REASONS = {
     7: "MISSING_BODY_HASH",
     8: "ALGORITHM_NOT_ALLOWED",
     9: "UNKNOWN_SHARED_KEY",
+    10: "ACCOUNT_MISMATCH",
+    11: "BODY_NOT_FORWARDED",
 }
 _ALGORITHMS = {1: "HMAC_SHA1", 2: "HMAC_SHA256"}
+_REPLAY_CHECKS = {1: "CHECKED", 2: "UNAVAILABLE"}
+# A google.protobuf.Timestamp in proto JSON (RFC 3339, up to nanoseconds).
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))$"
+)
 
 
 def _enum(value: Any, names: Mapping[int, str], unset: str) -> Optional[str]:
@@ -29,6 +38,25 @@ def _enum(value: Any, names: Mapping[int, str], unset: str) -> Optional[str]:
     if isinstance(value, int) and not isinstance(value, bool):
         return names.get(value, str(value))
     return str(value)
+
+
+def _timestamp(value: Any) -> Optional[datetime]:
+    """Parse a proto JSON Timestamp into an aware datetime (microseconds);
+    None when absent or not a timestamp."""
+    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    offset = timedelta(0)
+    if not zulu:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (1 if sign == "+" else -1)
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            int((fraction or "0").ljust(6, "0")[:6]), tzinfo=timezone(offset),
+        ).astimezone(timezone.utc)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,6 +77,17 @@ class Verdict:
         hint: On a mismatch, a near-miss diagnosis when one is found (for
             example that the https:// form of the URL matches); never a secret.
         algorithm: ``"HMAC_SHA1"`` or ``"HMAC_SHA256"`` when valid, else None.
+        duplicate: Whether this exact webhook (same account and
+            ``I-Twilio-Idempotency-Token``, or same account, signature and
+            URL) was verified before within the service's replay window. A
+            duplicate is still valid: the signature is genuine. None when
+            unknown (the request is not valid, or the service could not
+            check, see *replay_check*).
+        first_seen_time: When the first copy of a duplicate was verified
+            (UTC), else None.
+        replay_check: ``"CHECKED"`` when the service checked for a
+            duplicate, ``"UNAVAILABLE"`` when its duplicate store could not
+            be reached; None when it did not check.
     """
 
     valid: bool
@@ -58,6 +97,9 @@ class Verdict:
     reason: Optional[str] = None
     hint: str = ""
     algorithm: Optional[str] = None
+    duplicate: Optional[bool] = None
+    first_seen_time: Optional[datetime] = None
+    replay_check: Optional[str] = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verdict:
@@ -66,6 +108,7 @@ class Verdict:
         Fields left out (proto JSON omits defaults) take their zero value;
         unknown fields are ignored.
         """
+        duplicate = data.get("duplicate")
         return cls(
             valid=data.get("valid") is True,
             account_sid=str(data.get("accountSid") or ""),
@@ -74,6 +117,9 @@ class Verdict:
             reason=_enum(data.get("reason"), _REASONS, "REASON_UNSPECIFIED"),
             hint=str(data.get("hint") or ""),
             algorithm=_enum(data.get("algorithm"), _ALGORITHMS, "ALGORITHM_UNSPECIFIED"),
+            duplicate=duplicate if isinstance(duplicate, bool) else None,
+            first_seen_time=_timestamp(data.get("firstSeenTime")),
+            replay_check=_enum(data.get("replayCheck"), _REPLAY_CHECKS, "REPLAY_CHECK_UNSPECIFIED"),
         )
 
 

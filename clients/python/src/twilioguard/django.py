@@ -29,14 +29,28 @@ Settings:
     ``Forwarded``, ``X-Forwarded-Proto``, ``X-Forwarded-Host``,
     ``X-Forwarded-Port``, ``X-Original-Host``); a trusted proxy must set or
     strip every header read.
+``TWILIOGUARD_MODE``
+    ``"enforce"`` (default) or ``"shadow"``: let every request through and
+    log what would have been refused, to roll verification out.
+``TWILIOGUARD_DUPLICATES``
+    ``"allow"`` (default) or ``"reject"``: answer 409 to a webhook the
+    service verified before (``I-Twilio-Idempotency-Token``), and 503 when
+    the service cannot tell.
+``TWILIOGUARD_MAX_BODY_BYTES``
+    The largest body read (default 1 MiB); a larger one gets 413.
 ``TWILIOGUARD_PATHS``
     For :class:`ValidateTwilioRequestMiddleware` only: regular expressions
     matched against the start of ``request.path_info``.
 
-Answers: 403 when the signature is not valid, 503 when the service cannot
-be reached or cannot decide, 400 when the service finds the request
-malformed. Validation never depends on ``DEBUG``. The verdict is put on the
-request as ``request.twilio_verdict``.
+Answers: 403 when the signature is not valid, 400 when the service finds the
+request malformed, 413 when the body is too large, 409 for a duplicate on a
+route that rejects them, 503 when the service cannot be reached or cannot
+decide (fail closed). Validation never depends on ``DEBUG``. The verdict is
+put on the request as ``request.twilio_verdict`` (in shadow mode it may be
+invalid, or None when the service could not decide). Client-sent
+``X-Twilioguard-*`` and ``X-Twilio-Account-Sid`` headers are removed before
+the view runs. Decisions are logged on the ``twilioguard.django`` logger:
+refusals at INFO, "could not decide" at ERROR, verified requests at DEBUG.
 """
 
 from __future__ import annotations
@@ -44,95 +58,53 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 
-from ._client import DEFAULT_TIMEOUT, Client
-from ._errors import InvalidArgumentError, TwilioguardError
+from . import asgi, wsgi
+from ._client import Client
+from ._config import Config, Configured
+from ._enforce import Guard, Refusal, RouteOptions, Webhook, is_reserved_header, judge
 from ._verdict import Verdict
-from .wsgi import Network, parse_networks, rebuild_url, validate_base_url
 
 __all__ = ["ValidateTwilioRequestMiddleware", "validate_twilio_request", "verify_request", "webhook_url"]
 
 logger = logging.getLogger("twilioguard.django")
 
 _View = TypeVar("_View", bound=Callable[..., Any])
-_NO_BODY_METHODS = frozenset({"GET", "HEAD"})
+
+_settings = Configured()
 
 
-@dataclass(frozen=True)
-class _Config:
-    client: Client
-    accounts: tuple[str, ...]
-    public_base_url: Optional[str]
-    trusted_proxies: tuple[Network, ...]
-    proxy_headers: Optional[tuple[str, ...]]
+def _setting(name: str) -> Any:
+    return getattr(settings, name, None)
 
 
-_lock = threading.Lock()
-_cached: Optional[tuple[tuple[Any, ...], _Config]] = None
+def _configured() -> tuple[Config, Client]:
+    """The checked settings and the client, rebuilt when settings change."""
+    try:
+        return _settings.get(_setting)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"twilioguard settings: {exc}") from exc
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return tuple(value)
-    return value
+def _options(**given: Any) -> RouteOptions:
+    try:
+        return RouteOptions(**given)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"twilioguard: {exc}") from exc
 
 
-def _accounts(value: Union[str, Iterable[str], None]) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = value.split(",")
-    return tuple(a.strip() for a in value if a and a.strip())
-
-
-def _proxy_headers(value: Union[str, Iterable[str], None]) -> Optional[tuple[str, ...]]:
-    if value is None:
-        return None
-    names = tuple(value.replace(",", " ").split()) if isinstance(value, str) else tuple(value)
-    rebuild_url({}, proxy_headers=names)  # raises ValueError on an unknown name
-    return names
-
-
-def _config() -> _Config:
-    global _cached
-    url = getattr(settings, "TWILIOGUARD_URL", None)
-    timeout = getattr(settings, "TWILIOGUARD_TIMEOUT", DEFAULT_TIMEOUT)
-    accounts = getattr(settings, "TWILIOGUARD_ACCOUNTS", None)
-    base = getattr(settings, "TWILIOGUARD_PUBLIC_BASE_URL", None)
-    proxies = getattr(settings, "TWILIOGUARD_TRUSTED_PROXIES", None)
-    headers = getattr(settings, "TWILIOGUARD_PROXY_HEADERS", None)
-    key = (url, timeout, _freeze(accounts), base, _freeze(proxies), _freeze(headers))
-    cached = _cached
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    with _lock:
-        if _cached is not None and _cached[0] == key:
-            return _cached[1]
-        if not url:
-            raise ImproperlyConfigured("TWILIOGUARD_URL must name the twilioguard service, e.g. 'http://twilioguard:8080'")
-        try:
-            config = _Config(
-                client=Client(url, timeout=float(timeout)),
-                accounts=_accounts(accounts),
-                public_base_url=validate_base_url(base) if base else None,
-                trusted_proxies=parse_networks(proxies),
-                proxy_headers=_proxy_headers(headers),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ImproperlyConfigured(f"twilioguard settings: {exc}") from exc
-        if _cached is not None:
-            _cached[1].client.close()
-        _cached = (key, config)
-        return config
+def _webhook(request: HttpRequest, config: Config) -> Webhook:
+    scope = getattr(request, "scope", None)
+    # Under ASGI the scope has the raw path bytes the server received.
+    found = asgi.incoming(scope) if isinstance(scope, dict) else wsgi.incoming(request.META)
+    return Webhook.describe(found, config, method=request.method or "GET", path=request.path)
 
 
 def webhook_url(request: HttpRequest, *, public_base_url: Optional[str] = None) -> str:
@@ -143,34 +115,41 @@ def webhook_url(request: HttpRequest, *, public_base_url: Optional[str] = None) 
     scheme and host the request came with, corrected by forwarding headers
     only when the peer is in ``TWILIOGUARD_TRUSTED_PROXIES``.
     """
-    return _webhook_url(request, public_base_url)[0]
+    guard = _options(public_base_url=public_base_url).guard(_configured()[0], logger)
+    return _webhook(request, guard.config).rebuilt.url
 
 
-def _webhook_url(request: HttpRequest, public_base_url: Optional[str]) -> tuple[str, str]:
-    config = _config()
-    if public_base_url:
-        try:
-            public_base_url = validate_base_url(public_base_url)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"twilioguard: {exc}") from exc
-    scheme = target = None
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, dict):  # ASGI: take the raw bytes the server received
-        scheme = scope.get("scheme")
-        raw_path = scope.get("raw_path")
-        if isinstance(raw_path, bytes) and raw_path.startswith(b"/"):
-            target = raw_path.decode("utf-8", "replace")
-            query = scope.get("query_string") or b""
-            if query:
-                target += "?" + bytes(query).decode("utf-8", "replace")
-    return rebuild_url(
-        request.META,
-        public_base_url=public_base_url or config.public_base_url,
-        trusted_proxies=config.trusted_proxies,
-        proxy_headers=config.proxy_headers,
-        scheme=scheme,
-        target=target,
-    )
+def _strip_reserved_headers(request: HttpRequest) -> None:
+    for key in [k for k in request.META if k.startswith("HTTP_") and is_reserved_header(k[5:])]:
+        del request.META[key]
+    request.__dict__.pop("headers", None)  # Django caches request.headers
+
+
+def _check(request: HttpRequest, guard: Guard, client: Client) -> tuple[Optional[Verdict], Optional[Refusal]]:
+    _strip_reserved_headers(request)
+    hook = _webhook(request, guard.config)
+    limit = guard.config.max_body_bytes
+    size = hook.content_length
+    if size is None or size <= limit:
+        body = request.body
+        size = len(body)
+        if size <= limit:
+            return judge(guard, hook, lambda: client.verify_webhook(**guard.arguments(hook, body)))
+    return None, guard.too_large(hook, size)
+
+
+def _answer(request: HttpRequest, options: RouteOptions) -> Optional[HttpResponse]:
+    """Verify *request*; return the response that refuses it, or None to
+    let it through."""
+    config, client = _configured()
+    verdict, refusal = _check(request, options.guard(config, logger), client)
+    request.twilio_verdict = verdict  # type: ignore[attr-defined,unused-ignore]
+    if refusal is None:
+        return None
+    response = HttpResponse(refusal.text, status=refusal.status, content_type="text/plain; charset=utf-8")
+    for name, value in refusal.headers:
+        response[name] = value
+    return response
 
 
 def verify_request(
@@ -186,65 +165,18 @@ def verify_request(
     are, so the service parses form fields itself (every value of a repeated
     key counts) and checks the ``bodySHA256`` of JSON bodies. *accounts*
     (default ``TWILIOGUARD_ACCOUNTS``) limits which accounts may have signed.
-    The verdict is also stored as ``request.twilio_verdict``.
+    The verdict is also stored as ``request.twilio_verdict``. Nothing is
+    logged and no answer chosen: that is for the caller.
 
     Raises the client's exceptions (:class:`twilioguard.UnavailableError`,
     :class:`twilioguard.InvalidArgumentError`, …) when there is no verdict.
     """
-    return _verify(request, accounts, route, public_base_url)[0]
-
-
-def _verify(
-    request: HttpRequest,
-    accounts: Optional[Iterable[str]],
-    route: Optional[str],
-    public_base_url: Optional[str],
-) -> tuple[Verdict, str]:
-    config = _config()
-    url, proxy_hint = _webhook_url(request, public_base_url)
-    body = request.body
-    raw: dict[str, Any] = {}
-    if body or (request.method or "GET").upper() not in _NO_BODY_METHODS:
-        raw = {"body": body, "content_type": request.META.get("CONTENT_TYPE", "")}
-    verdict = config.client.verify_webhook(
-        url=url,
-        signature=request.META.get("HTTP_X_TWILIO_SIGNATURE"),
-        signature_settings=request.META.get("HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS"),
-        allowed_accounts=config.accounts if accounts is None else tuple(accounts),
-        route=route,
-        **raw,
-    )
+    config, client = _configured()
+    guard = _options(accounts=accounts, route=route, public_base_url=public_base_url).guard(config, logger)
+    hook = _webhook(request, guard.config)
+    verdict = client.verify_webhook(**guard.arguments(hook, request.body))
     request.twilio_verdict = verdict  # type: ignore[attr-defined,unused-ignore]
-    return verdict, proxy_hint
-
-
-def _guard(
-    request: HttpRequest,
-    accounts: Optional[Iterable[str]],
-    route: Optional[str],
-    public_base_url: Optional[str],
-) -> Optional[HttpResponse]:
-    """Return the response that refuses *request*, or None to let it through."""
-    try:
-        verdict, proxy_hint = _verify(request, accounts, route, public_base_url)
-    except InvalidArgumentError as exc:
-        logger.warning("twilioguard refused %s %s as malformed: %s", request.method, request.path, exc.message)
-        return HttpResponseBadRequest("Bad Request\n", content_type="text/plain")
-    except TwilioguardError as exc:
-        logger.error("twilioguard could not verify %s %s: %s", request.method, request.path, exc)
-        return HttpResponse("Service Unavailable\n", status=503, content_type="text/plain")
-    if not verdict.valid:
-        hints = "; ".join(h for h in (verdict.hint, proxy_hint) if h)
-        logger.warning(
-            "twilioguard rejected %s %s: %s%s%s",
-            request.method,
-            request.path,
-            verdict.reason or "INVALID",
-            f" (account {verdict.account_sid})" if verdict.account_sid else "",
-            f": {hints}" if hints else "",
-        )
-        return HttpResponseForbidden()
-    return None
+    return verdict
 
 
 @overload
@@ -258,6 +190,8 @@ def validate_twilio_request(
     accounts: Optional[Iterable[str]] = None,
     route: Optional[str] = None,
     public_base_url: Optional[str] = None,
+    mode: Optional[str] = None,
+    duplicates: Optional[str] = None,
 ) -> Callable[[_View], _View]: ...
 
 
@@ -267,33 +201,44 @@ def validate_twilio_request(
     accounts: Optional[Iterable[str]] = None,
     route: Optional[str] = None,
     public_base_url: Optional[str] = None,
+    mode: Optional[str] = None,
+    duplicates: Optional[str] = None,
 ) -> Union[_View, Callable[[_View], _View]]:
     """Let a view run only for requests Twilio really sent.
 
     Use it bare (``@validate_twilio_request``) or with options
     (``@validate_twilio_request(accounts=["AC…"], route="sms",
-    public_base_url="https://hooks.example.com")``); options override the
-    ``TWILIOGUARD_*`` settings for this view. *route* labels the service's
-    logs and metrics (default: the view's name).
+    public_base_url="https://hooks.example.com", mode="shadow",
+    duplicates="reject")``); options override the ``TWILIOGUARD_*``
+    settings for this view. *route* labels the service's logs and metrics
+    (default: the view's name).
 
-    The decorated view answers 403 when the signature is not valid, 503 when
-    the service cannot be reached, and 400 when the service finds the request
-    malformed; ``DEBUG`` changes nothing. The view is marked CSRF-exempt,
-    since Twilio cannot send a CSRF token and the signature proves the
-    sender. Async views are supported. For class-based views use
+    The decorated view answers 403 when the signature is not valid, 400 when
+    the service finds the request malformed, 413 when the body is too large,
+    409 for a duplicate when duplicates are rejected, and 503 when the
+    service cannot decide; ``DEBUG`` changes nothing; in shadow mode the
+    view always runs. The view is marked CSRF-exempt, since Twilio cannot
+    send a CSRF token and the signature proves the sender. Async views are
+    supported (the call to the service runs in a worker thread, so requests
+    are not serialized). For class-based views use
     ``method_decorator(validate_twilio_request, name="dispatch")``.
     """
-    account_list = None if accounts is None else tuple(accounts)
 
     def decorate(func: _View) -> _View:
-        label = route or getattr(func, "__name__", None)
+        options = _options(
+            accounts=accounts,
+            route=route or getattr(func, "__name__", None),
+            public_base_url=public_base_url,
+            mode=mode,
+            duplicates=duplicates,
+        )
         wrapper: Any
         if iscoroutinefunction(func):
-            guard = sync_to_async(_guard, thread_sensitive=False)
+            answer = sync_to_async(_answer, thread_sensitive=False)
 
             @functools.wraps(func)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                denied = await guard(request, account_list, label, public_base_url)
+                denied = await answer(request, options)
                 if denied is not None:
                     return denied
                 return await func(request, *args, **kwargs)
@@ -303,7 +248,7 @@ def validate_twilio_request(
 
             @functools.wraps(func)
             def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                denied = _guard(request, account_list, label, public_base_url)
+                denied = _answer(request, options)
                 if denied is not None:
                     return denied
                 return func(request, *args, **kwargs)
@@ -321,14 +266,19 @@ class ValidateTwilioRequestMiddleware:
     """ValidateTwilioRequestMiddleware validates every request whose path
     matches ``TWILIOGUARD_PATHS`` (regular expressions matched against the
     start of ``request.path_info``), with the same answers as
-    :func:`validate_twilio_request`. Other requests pass untouched.
+    :func:`validate_twilio_request`. Other requests pass untouched. It works
+    in sync and async middleware chains.
 
     Add ``"twilioguard.django.ValidateTwilioRequestMiddleware"`` to
     ``MIDDLEWARE`` before ``CsrfViewMiddleware``; the webhook views still
     need ``csrf_exempt``. Django raises ImproperlyConfigured at start when
     ``TWILIOGUARD_PATHS`` is missing, so the middleware never silently
-    protects nothing.
+    protects nothing. Do not also decorate the views it protects: each
+    verification of a webhook counts for duplicate detection.
     """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         patterns = getattr(settings, "TWILIOGUARD_PATHS", None)
@@ -337,17 +287,32 @@ class ValidateTwilioRequestMiddleware:
         if isinstance(patterns, str):
             patterns = [patterns]
         try:
-            self._patterns = [(p, re.compile(p)) for p in patterns]
+            self._patterns = [(re.compile(p), RouteOptions(route=p)) for p in patterns]
         except re.error as exc:
             raise ImproperlyConfigured(f"TWILIOGUARD_PATHS: {exc}") from exc
-        _config()  # fail at start on bad settings
+        _configured()  # fail at start on bad settings
         self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def _match(self, request: HttpRequest) -> Optional[RouteOptions]:
+        for pattern, options in self._patterns:
+            if pattern.match(request.path_info):
+                return options
+        return None
 
     def __call__(self, request: HttpRequest) -> Any:
-        for text, pattern in self._patterns:
-            if pattern.match(request.path_info):
-                denied = _guard(request, None, text, None)
-                if denied is not None:
-                    return denied
-                break
-        return self.get_response(request)
+        if self._async:
+            return self._acall(request)
+        options = self._match(request)
+        denied = _answer(request, options) if options is not None else None
+        return denied if denied is not None else self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> Any:
+        options = self._match(request)
+        if options is not None:
+            denied = await sync_to_async(_answer, thread_sensitive=False)(request, options)
+            if denied is not None:
+                return denied
+        return await self.get_response(request)

@@ -13,73 +13,28 @@ application sees another scheme or host, so the URL has to be rebuilt:
   signed for one host or route pass on another.
 
 :func:`request_url` works on any WSGI environ (Django's ``request.META``,
-Flask's ``request.environ``).
+Flask's ``request.environ``); :mod:`twilioguard.asgi` applies the same rules
+to an ASGI scope.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
+
+from ._publicurl import (
+    PROXY_HEADERS,
+    Incoming,
+    Network,
+    origin_form,
+    parse_networks,
+    quote_path,
+    rebuild,
+    server_host,
+    validate_base_url,
+)
 
 __all__ = ["PROXY_HEADERS", "Network", "parse_networks", "rebuild_url", "request_url", "validate_base_url"]
-
-#: Network is one trusted proxy network.
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-#: PROXY_HEADERS are the forwarding headers read from trusted proxies, in
-#: order of precedence.
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Original-Host")
-_META = {name: "HTTP_" + name.upper().replace("-", "_") for name in PROXY_HEADERS}
-
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9._~%-]+$")
-_PORT_RE = re.compile(r"^[0-9]{1,5}$")
-# Characters RFC 3986 allows unescaped in a path.
-_PATH_SAFE = "/:@!$&'()*+,;="
-
-
-def parse_networks(value: Union[str, Iterable[str], None]) -> tuple[Network, ...]:
-    """Parse trusted proxy networks.
-
-    *value* is a list of CIDRs or addresses (``"10.0.0.0/8"``, ``"::1"``), or
-    one string of them separated by commas or spaces. Raises ValueError
-    naming the entry that is not a network.
-    """
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = value.replace(",", " ").split()
-    networks = []
-    for entry in value:
-        text = str(entry).strip()
-        if not text:
-            continue
-        try:
-            network = ipaddress.ip_network(text.split("%", 1)[0], strict=False)
-        except ValueError as exc:
-            raise ValueError(f"trusted proxy {text!r} is not an IP address or CIDR network") from exc
-        if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
-            mapped = network.network_address.ipv4_mapped
-            if mapped is not None:
-                network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
-        networks.append(network)
-    return tuple(networks)
-
-
-def validate_base_url(base_url: str) -> str:
-    """Check a public base URL (``https://host[:port][/prefix]``) and return
-    it without a trailing slash. Raises ValueError when it is not one."""
-    parts = urllib.parse.urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"public base URL must be http:// or https:// with a host, got {base_url!r}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("public base URL must not carry user info (Twilio signs the URL without it)")
-    if parts.query or parts.fragment or "?" in base_url or "#" in base_url:
-        raise ValueError(f"public base URL must not carry a query or fragment, got {base_url!r}")
-    return base_url.rstrip("/")
 
 
 def _text(value: str) -> str:
@@ -91,204 +46,47 @@ def _text(value: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _ip(node: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
-    """The IP address of a node as written in ``REMOTE_ADDR``, a Forwarded
-    ``for=`` or an X-Forwarded-For entry (``192.0.2.43``,
-    ``192.0.2.43:47011``, ``[2001:db8::17]:4711``, a bare IPv6 address).
-    ``unknown``, obfuscated identifiers and anything else give None: such a
-    hop is never a trusted proxy."""
-    node = node.strip()
-    if node.startswith("["):
-        end = node.find("]")
-        if end < 0:
-            return None
-        rest = node[end + 1 :]
-        if rest and (rest[0] != ":" or not _valid_port(rest[1:])):
-            return None
-        node = node[1:end]
-    elif node.count(":") == 1:
-        node, port = node.split(":", 1)
-        if not _valid_port(port):
-            return None
-    node = node.split("%", 1)[0]  # IPv6 zone
-    try:
-        address = ipaddress.ip_address(node)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(text: Optional[str], networks: Sequence[Network]) -> bool:
-    if not text or not networks:
-        return False
-    address = _ip(text)
-    return address is not None and any(address in network for network in networks)
-
-
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _forwarded_elements(header: str) -> list[dict[str, str]]:
-    """Parse an RFC 7239 Forwarded header into its elements, left (first
-    proxy) to right (last proxy), with lowercase parameter names.
-
-    Quoted strings may hold ``,`` and ``;`` and quoted pairs; as a leniency an
-    unquoted value may hold any visible character but ``,``, ``;`` and ``"``.
-    Raises ValueError on a malformed header (and on a parameter repeated in
-    one element), which is then ignored as a whole.
-    """
-    elements: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    i, n = 0, len(header)
-
-    def finish() -> None:
-        nonlocal current
-        if current:
-            elements.append(current)
-        current = {}
-
-    while True:
-        while i < n and header[i] in " \t":
-            i += 1
-        if i >= n:
-            finish()
-            return elements
-        if header[i] == ",":
-            finish()
-            i += 1
-            continue
-        j = i
-        while j < n and header[j] in _TCHAR:
-            j += 1
-        if j == i or j >= n or header[j] != "=":
-            raise ValueError(f"malformed Forwarded header: expected a parameter name at offset {i}")
-        name = header[i:j].lower()
-        i = j + 1
-        if i < n and header[i] == '"':
-            chars = []
-            i += 1
-            closed = False
-            while i < n:
-                c = header[i]
-                if c == "\\" and i + 1 < n:
-                    chars.append(header[i + 1])
-                    i += 2
-                    continue
-                if c == '"':
-                    closed = True
-                    i += 1
-                    break
-                chars.append(c)
-                i += 1
-            if not closed:
-                raise ValueError("malformed Forwarded header: unterminated quoted string")
-            value = "".join(chars)
-        else:
-            j = i
-            while j < n and " " < header[j] < "\x7f" and header[j] not in ',;"':
-                j += 1
-            value = header[i:j]
-            i = j
-        if name in current:
-            raise ValueError(f"malformed Forwarded header: parameter {name!r} repeated in one element")
-        current[name] = value
-        while i < n and header[i] in " \t":
-            i += 1
-        if i >= n:
-            finish()
-            return elements
-        if header[i] == ";":
-            i += 1
-        elif header[i] == ",":
-            finish()
-            i += 1
-        else:
-            raise ValueError(f"malformed Forwarded header: unexpected {header[i]!r} at offset {i}")
-
-
-def _valid_port(port: Optional[str]) -> bool:
-    return bool(port) and _PORT_RE.match(port) is not None and 1 <= int(port) <= 65535  # type: ignore[arg-type]
-
-
-def _valid_scheme(value: Optional[str]) -> Optional[str]:
-    value = (value or "").strip().lower()
-    return value if value in _DEFAULT_PORTS else None
-
-
-def _valid_host(host: Optional[str]) -> bool:
-    """A name or IPv4 address of unreserved characters, or a bracketed IPv6
-    address, with an optional port."""
-    if not host or len(host) > 300:
-        return False
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            return False
-        try:
-            ipaddress.IPv6Address(host[1:end])
-        except ValueError:
-            return False
-        rest = host[end + 1 :]
-        return rest == "" or (rest[0] == ":" and _valid_port(rest[1:]))
-    name = host
-    if ":" in host:
-        name, port = host.rsplit(":", 1)
-        if not _valid_port(port):
-            return False
-    return bool(name) and _NAME_RE.match(name) is not None
-
-
-def _with_port(host: str, port: str, scheme: str) -> str:
-    """Replace the port of *host*, or drop it when it is the scheme's default."""
-    if host.startswith("["):
-        end = host.find("]")
-        if end >= 0:
-            host = host[: end + 1]
-    elif ":" in host:
-        host = host.rsplit(":", 1)[0]
-    if _DEFAULT_PORTS.get(scheme) == port:
-        return host
-    return f"{host}:{port}"
-
-
 def _raw_target(environ: Mapping[str, Any]) -> str:
-    """The request-target (path and query) as the server received it."""
+    """The request-target (path and query) as the server received it:
+    ``RAW_URI`` (gunicorn) or ``REQUEST_URI`` (uWSGI) when the server sets
+    one, else rebuilt from ``SCRIPT_NAME``, ``PATH_INFO`` and
+    ``QUERY_STRING``."""
     for key in ("RAW_URI", "REQUEST_URI"):
         value = environ.get(key)
-        if not isinstance(value, str) or not value:
-            continue
-        value = _text(value)
-        if not value.startswith("/") and "://" in value:
-            # absolute-form: drop scheme and authority
-            rest = value.split("://", 1)[1]
-            slash = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=-1)
-            value = "/" if slash < 0 else rest[slash:]
-            if value.startswith("?"):
-                value = "/" + value
-        if value.startswith("/"):
-            return value
+        if isinstance(value, str) and value:
+            target = origin_form(_text(value))
+            if target.startswith("/"):
+                return target
     script = environ.get("SCRIPT_NAME", "") or ""
     path = environ.get("PATH_INFO", "") or ""
-    raw = (script + path).encode("latin-1", "replace")
-    target = urllib.parse.quote(raw, safe=_PATH_SAFE) or "/"
+    target = quote_path((script + path).encode("latin-1", "replace"))
     query = environ.get("QUERY_STRING", "") or ""
     if query:
         target += "?" + _text(query)
     return target
 
 
-def _list_values(header: Optional[str]) -> list[str]:
-    if not header:
-        return []
-    return [v.strip() for v in header.split(",")]
-
-
-def _peer(environ: Mapping[str, Any]) -> str:
+def incoming(environ: Mapping[str, Any], *, scheme: Optional[str] = None, target: Optional[str] = None) -> Incoming:
+    """Return the :class:`~twilioguard._publicurl.Incoming` view of a WSGI
+    environ (see :func:`request_url` for *scheme* and *target*)."""
+    proto = (scheme or environ.get("wsgi.url_scheme") or "http").lower()
+    host = _text(environ.get("HTTP_HOST") or "")
+    if not host:
+        host = server_host(proto, environ.get("SERVER_NAME", "") or "localhost", environ.get("SERVER_PORT"))
     remote = environ.get("REMOTE_ADDR")
-    address = _ip(remote) if isinstance(remote, str) and remote else None
-    return str(address) if address is not None else (remote or "(unknown)")
+
+    def header(name: str) -> Optional[str]:
+        key = name.upper().replace("-", "_")
+        value = environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+        return _text(value) if isinstance(value, str) else None
+
+    return Incoming(
+        scheme=proto,
+        host=host,
+        peer=remote if isinstance(remote, str) and remote else None,
+        target=_raw_target(environ) if target is None else target,
+        header=header,
+    )
 
 
 def rebuild_url(
@@ -307,99 +105,13 @@ def rebuild_url(
     ignored because the peer is not a trusted proxy); it never contains a
     secret.
     """
-    if target is None:
-        target = _raw_target(environ)
-    if public_base_url:
-        return validate_base_url(public_base_url) + target, ""
-    enabled = _header_set(proxy_headers)
-
-    proto = (scheme or environ.get("wsgi.url_scheme") or "http").lower()
-    host = _text(environ.get("HTTP_HOST") or "")
-    if not host:
-        host = environ.get("SERVER_NAME", "") or "localhost"
-        port = str(environ.get("SERVER_PORT", "") or "")
-        if port and port != _DEFAULT_PORTS.get(proto):
-            host = f"{host}:{port}"
-
-    if not _trusted(environ.get("REMOTE_ADDR"), trusted_proxies):
-        present = [name for name in PROXY_HEADERS if name in enabled and environ.get(_META[name])]
-        hint = ""
-        if present:
-            hint = (
-                f"ignored {', '.join(present)} from peer {_peer(environ)}, which is not a trusted proxy; "
-                "if it is your proxy, add it to the trusted proxies, or configure the public base URL"
-            )
-        elif proto == "http":
-            hint = (
-                "URL rebuilt from a plain-HTTP connection with no forwarded headers; behind a "
-                "TLS-terminating proxy configure the public base URL or trusted proxies"
-            )
-        return f"{proto}://{host}{target}", hint
-
-    scheme_set = host_from_forwarded = False
-    if "Forwarded" in enabled and environ.get("HTTP_FORWARDED"):
-        try:
-            elements = _forwarded_elements(environ["HTTP_FORWARDED"])
-        except ValueError:
-            elements = []
-        if elements:
-            # The right-most element whose for= node is not a trusted proxy;
-            # the left-most one when every node is trusted.
-            chosen = elements[0]
-            for element in reversed(elements):
-                if not _trusted(element.get("for"), trusted_proxies):
-                    chosen = element
-                    break
-            value = _valid_scheme(chosen.get("proto"))
-            if value:
-                proto, scheme_set = value, True
-            if _valid_host(chosen.get("host")):
-                host, host_from_forwarded = chosen["host"], True
-
-    # Which X-Forwarded-* entry belongs to the right-most untrusted hop.
-    xff = _list_values(environ.get("HTTP_X_FORWARDED_FOR"))
-    hop = len(xff) - 1
-    while hop > 0 and _trusted(xff[hop], trusted_proxies):
-        hop -= 1
-
-    def pick(name: str) -> str:
-        if name not in enabled:
-            return ""
-        values = _list_values(environ.get(_META[name]))
-        if not values:
-            return ""
-        return values[hop] if len(values) == len(xff) else values[-1]
-
-    if not scheme_set:
-        value = _valid_scheme(pick("X-Forwarded-Proto"))
-        if value:
-            proto = value
-    if not host_from_forwarded:
-        forwarded_host = pick("X-Forwarded-Host")
-        original = _list_values(environ.get(_META["X-Original-Host"])) if "X-Original-Host" in enabled else []
-        if _valid_host(forwarded_host):
-            host = forwarded_host
-        elif original and _valid_host(original[-1]):
-            host = original[-1]
-        port = pick("X-Forwarded-Port")
-        if _valid_port(port):
-            host = _with_port(host, port, proto)
-    return f"{proto}://{host}{target}", ""
-
-
-def _header_set(names: Optional[Iterable[str]]) -> frozenset[str]:
-    if names is None:
-        return frozenset(PROXY_HEADERS)
-    if isinstance(names, str):
-        names = names.replace(",", " ").split()
-    canonical = {n.lower(): n for n in PROXY_HEADERS}
-    chosen = set()
-    for name in names:
-        key = name.strip().lower()
-        if key not in canonical:
-            raise ValueError(f"unknown proxy header {name!r}; known: {', '.join(PROXY_HEADERS)}")
-        chosen.add(canonical[key])
-    return frozenset(chosen)
+    found = rebuild(
+        incoming(environ, scheme=scheme, target=target),
+        public_base_url=public_base_url,
+        trusted_proxies=trusted_proxies,
+        proxy_headers=proxy_headers,
+    )
+    return found.url, found.hint
 
 
 def request_url(
@@ -430,8 +142,8 @@ def request_url(
         proxy_headers: The forwarding headers to read from trusted proxies
             (default: all of :data:`PROXY_HEADERS`). A trusted proxy must set
             or strip every header read.
-        scheme: The scheme the request came with, for servers whose environ
-            lacks ``wsgi.url_scheme`` (ASGI).
+        scheme: The scheme the request came with, when the environ's
+            ``wsgi.url_scheme`` is not the one to use.
         target: The raw request-target (path and query), when the caller has
             it byte for byte; by default it is taken from ``RAW_URI`` or
             ``REQUEST_URI`` when the server sets one, else rebuilt from

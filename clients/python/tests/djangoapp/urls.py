@@ -7,4 +7,5 @@ from . import views
 urlpatterns = [
     path("incoming-call/", views.incoming_call),
     path("incoming-message/", views.incoming_message),
+    path("incoming-message-async/", views.incoming_message_async),
 ]

@@ -1,6 +1,6 @@
 """The two views of Twilio's classic Django webhook tutorial, unchanged but
 for the import of the decorator: twilioguard's instead of the local one that
-held the auth token."""
+held the auth token; and the message view again as an async view."""
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -46,4 +46,15 @@ def incoming_message(request):
     resp.message(body)
 
     # Return the TwiML
+    return HttpResponse(resp)
+
+
+@require_POST
+@csrf_exempt
+@validate_twilio_request
+async def incoming_message_async(request):
+    """The messaging view as an async view."""
+    resp = MessagingResponse()
+    body = "Your text to me was {0} characters long. Webhooks are neat :)".format(len(request.POST["Body"]))
+    resp.message(body)
     return HttpResponse(resp)
