@@ -1,7 +1,6 @@
 package twilioguard_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -70,8 +69,14 @@ func TestReadmeCommands(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// A file, not a pipe: the service and the app the script starts in the
+	// background keep their output open after the script ends.
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
 	err = cmd.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +87,13 @@ func TestReadmeCommands(t *testing.T) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	time.Sleep(200 * time.Millisecond)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	b, rerr := os.ReadFile(outFile.Name())
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	out := string(b)
 	if err != nil {
-		t.Fatalf("the README's commands failed: %v\n%s", err, out.String())
+		t.Fatalf("the README's commands failed: %v\n%s", err, out)
 	}
 	for _, want := range []string{
 		`"valid": true`,                       // twilioguard verify
@@ -94,8 +104,8 @@ func TestReadmeCommands(t *testing.T) {
 		"signature matches the https:// form", // and its hint
 		`"previousAuthTokenFingerprint"`,      // accounts rotate
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the README's commands printed no %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("the README's commands printed no %q:\n%s", want, out)
 		}
 	}
 }

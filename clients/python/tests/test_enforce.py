@@ -15,7 +15,7 @@ from twilioguard._enforce import Guard, RouteOptions, Webhook, is_reserved_heade
 from twilioguard._logline import bounded, logfmt
 from twilioguard._publicurl import Rebuilt
 
-INFO, ERROR, DEBUG = logging.INFO, logging.ERROR, logging.DEBUG
+INFO, ERROR, DEBUG, WARNING = logging.INFO, logging.ERROR, logging.DEBUG, logging.WARNING
 VALID = Verdict(True, "AC1", "auth_token", replay_check="CHECKED", duplicate=False)
 DUPLICATE = Verdict(
     True,
@@ -50,14 +50,14 @@ CASES: list[tuple[str, dict[str, Any], Optional[Verdict], Optional[TwilioguardEr
     ("duplicate allowed", {}, DUPLICATE, None, None, DEBUG),
     ("duplicate rejected", {"duplicates": "reject"}, DUPLICATE, None, 409, INFO),
     ("not a duplicate", {"duplicates": "reject"}, VALID, None, None, DEBUG),
-    ("duplicate unknown, rejecting", {"duplicates": "reject"}, UNKNOWN, None, 503, ERROR),
-    ("duplicates not checked, rejecting", {"duplicates": "reject"}, NOT_CHECKED, None, 503, ERROR),
+    ("duplicate unknown, rejecting", {"duplicates": "reject"}, UNKNOWN, None, None, WARNING),
+    ("duplicates not checked, rejecting", {"duplicates": "reject"}, NOT_CHECKED, None, None, WARNING),
     ("duplicate unknown, allowing", {}, UNKNOWN, None, None, DEBUG),
     ("shadow: not valid", {"mode": "shadow"}, INVALID, None, None, INFO),
     ("shadow: malformed", {"mode": "shadow"}, None, InvalidArgumentError("invalid_argument", "x"), None, INFO),
     ("shadow: unavailable", {"mode": "shadow"}, None, UnavailableError("unavailable", "down"), None, ERROR),
     ("shadow: duplicate", {"mode": "shadow", "duplicates": "reject"}, DUPLICATE, None, None, INFO),
-    ("shadow: duplicate unknown", {"mode": "shadow", "duplicates": "reject"}, UNKNOWN, None, None, ERROR),
+    ("shadow: duplicate unknown", {"mode": "shadow", "duplicates": "reject"}, UNKNOWN, None, None, WARNING),
 ]
 
 

@@ -185,27 +185,30 @@ class Guard:
             if isinstance(error, InvalidArgumentError):
                 return self._refuse(BAD_REQUEST, logging.INFO, "malformed request", webhook, fields)
             return self._refuse(UNAVAILABLE, logging.ERROR, "the service could not decide", webhook, fields)
-        rejecting = self.config.duplicates == "reject" and verdict.duplicate is not False
+        rejecting = self.config.duplicates == "reject" and verdict.duplicate is True
         if verdict.valid and not rejecting:
-            if self.logger.isEnabledFor(logging.DEBUG):
+            unknown = self.config.duplicates == "reject" and verdict.duplicate is None
+            if unknown or self.logger.isEnabledFor(logging.DEBUG):
                 fields = {
                     "account_sid": bounded(verdict.account_sid, LABEL),
                     "credential": bounded(verdict.credential, LABEL),
                     "duplicate": None if verdict.duplicate is None else str(verdict.duplicate).lower(),
                 }
-                self._log(logging.DEBUG, "twilio webhook verified", webhook, fields)
+                if unknown:
+                    # The route rejects duplicates but the service could not
+                    # tell (its duplicate store is unreachable, or it does not
+                    # check): the signature is genuine, so the webhook goes
+                    # through, as in every twilioguard adapter, and the log
+                    # says so.
+                    fields["replay_check"] = bounded(verdict.replay_check or "NOT_CHECKED", LABEL)
+                    self._log(logging.WARNING, "twilio webhook verified; whether it is a duplicate is unknown", webhook, fields)
+                else:
+                    self._log(logging.DEBUG, "twilio webhook verified", webhook, fields)
             return None
         fields = {"account_sid": bounded(verdict.account_sid, LABEL)}
-        if verdict.valid and verdict.duplicate:
+        if verdict.valid:
             fields["first_seen_time"] = verdict.first_seen_time.isoformat() if verdict.first_seen_time else None
             return self._refuse(CONFLICT, logging.INFO, "duplicate", webhook, fields)
-        if verdict.valid:
-            # The route rejects duplicates but the service could not tell
-            # (its duplicate store is unreachable, or it does not check):
-            # fail closed rather than risk handling a webhook twice.
-            fields["replay_check"] = bounded(verdict.replay_check or "NOT_CHECKED", LABEL)
-            why = "the service could not tell whether it is a duplicate"
-            return self._refuse(UNAVAILABLE, logging.ERROR, why, webhook, fields)
         fields.update(
             reason=bounded(verdict.reason or "INVALID", LABEL),
             hint=bounded(verdict.hint) if verdict.hint else None,
