@@ -282,7 +282,7 @@ func TestVerifyAllocs(t *testing.T) {
 		allocs := testing.AllocsPerRun(100, func() {
 			_ = Verify(benchToken, c.url, c.params, c.sig)
 		})
-		if allocs != 0 {
+		if allocs > raceSlack {
 			t.Errorf("%s: Verify allocates %v times, want 0", c.name, allocs)
 		}
 	}
@@ -290,16 +290,16 @@ func TestVerifyAllocs(t *testing.T) {
 
 // BenchmarkDiagnoseCost measures what a refused request costs when it is
 // also diagnosed, as the service does on a mismatch: Check with a signature
-// made by another token, then Diagnose, on form bodies of about 1 KB, 64 KB
-// and 1 MB (an SMS webhook whose Body is padded). ns/op is that pair's;
-// x-valid-check is its cost over a valid Check of the same request, both
-// from interleaved rounds.
+// made by another token, then Diagnose, on form bodies of about 1 KB,
+// 64 KB, 1 MB and 2 MB (an SMS webhook whose Body is padded). ns/op is that
+// pair's; x-valid-check is its cost over a valid Check of the same request,
+// both from interleaved rounds.
 func BenchmarkDiagnoseCost(b *testing.B) {
 	creds := []Credential{{Name: "auth_token", Secret: benchToken}}
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"1KB", 1 << 10}, {"64KB", 64 << 10}, {"1MB", 1 << 20}} {
+	}{{"1KB", 1e3}, {"64KB", 64e3}, {"1MB", 1e6}, {"2MB", 2e6}} {
 		b.Run(size.name, func(b *testing.B) {
 			valid, invalid := largeRequests(size.n)
 			checkValid := func() {

@@ -84,6 +84,9 @@ func requestSize(req *Request) int {
 // run tries the near misses of req in order: the URL's, an empty secret,
 // then the parameters'.
 func (d *diagnosis) run(req *Request) string {
+	if !d.affordable() {
+		return "" // not even one MAC: skip laying the parameters out
+	}
 	misses := urlNearMisses(d.u)
 	room := len(req.URL)
 	for _, c := range misses {
@@ -165,8 +168,11 @@ func newDiagnosis(req *Request, creds []Credential) (diagnosis, bool) {
 // d.spent, at the first MAC that would take the bytes hashed over the
 // budget.
 func (d *diagnosis) matches(m *message, rawURL string, keys []key) bool {
+	if d.spent {
+		return false
+	}
 	u, err := splitURL(rawURL)
-	if err != nil || d.spent {
+	if err != nil {
 		return false
 	}
 	var buf [maxVariants]variant

@@ -235,7 +235,7 @@ func (st *hmacState) init(alg Algorithm, secret string) {
 		h.Write(opad[:])
 		out, _ = h.(encoding.BinaryAppender).AppendBinary(st.outer[:0])
 	}
-	if len(in) != len(out) || len(in) > maxState || &in[0] != &st.inner[0] || &out[0] != &st.outer[0] {
+	if len(in) != len(out) || len(in) > maxState { // AppendBinary grew a copy
 		panic("signature: unexpected hash state size") //nolint:forbidigo // an invariant of the standard library's hash encoding, checked when a key is prepared; no input reaches it
 	}
 	st.n = len(in)
@@ -276,9 +276,6 @@ type key struct {
 	hmacState
 	index int // position in the caller's credential list
 }
-
-// init prepares k for alg (zero meaning HMACSHA1) and secret.
-func (k *key) init(alg Algorithm, secret string) { k.hmacState.init(alg, secret) }
 
 // macLen returns the length of k's MACs.
 func (k *key) macLen() int { return k.alg.macLen() }

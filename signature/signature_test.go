@@ -507,7 +507,7 @@ func TestCheckAllocs(t *testing.T) {
 		// Every variant tried, none matches.
 		{URL: strings.Replace(docsURL, "https://", "https://u:p@", 1), Params: docsParams, Signature: Sign("other", docsURL, docsParams)},
 	} {
-		if allocs := testing.AllocsPerRun(100, func() { _, _ = Check(&req, creds) }); allocs != 0 {
+		if allocs := testing.AllocsPerRun(100, func() { _, _ = Check(&req, creds) }); allocs > raceSlack {
 			t.Errorf("%s: Check allocates %v times, want 0", req.URL, allocs)
 		}
 	}
