@@ -33,16 +33,21 @@ var rules = map[string][]string{
 	"middleware":            {"gen", "webhookreq", "internal/bound"},
 	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
 	"extauthz":              {"gen", "webhookreq", "internal/bound"},
-	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres",
+	"proxy":                 {"gen", "middleware", "webhookreq", "internal/bound"},
+	"forwardauth":           {"gen", "middleware", "webhookreq", "internal/bound"},
+	"internal/app": {"gen", "server", "extauthz", "forwardauth", "store", "store/seal", "store/sqlite", "store/postgres",
 		"internal/connectguard", "internal/bound"},
-	"internal/testserver": {},
-	"internal/pgtest":     {},
+	"internal/testserver":   {},
+	"internal/verifiertest": {"gen", "signature"},
+	"internal/gatewaytest":  {"internal/testserver"},
+	"internal/pgtest":       {},
 }
 
 // testSupport are the packages any test may import besides its package's
 // own rule: the signer (tests sign requests as Twilio would), the generated
 // API, and the test helpers.
-var testSupport = []string{"signature", "gen", "internal/testserver", "internal/pgtest", "store/storetest", "store/seal", "internal/bound"}
+var testSupport = []string{"signature", "gen", "internal/testserver", "internal/pgtest", "store/storetest", "store/seal", "internal/bound",
+	"internal/verifiertest", "internal/gatewaytest"}
 
 // testRules are further packages the tests of a package may import: tests
 // that check an arrangement of parts (a client behind the middleware, a

@@ -1,0 +1,338 @@
+package proxy_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twilioguard/twilioguard/internal/gatewaytest"
+	"github.com/twilioguard/twilioguard/internal/testserver"
+	"github.com/twilioguard/twilioguard/signature"
+)
+
+// The end-to-end tests run the real twilioguard service and the real
+// `twilioguard proxy` behind a real gateway that terminates TLS, with the
+// gateway configuration shipped in deploy/ (only its addresses and
+// certificate changed), in front of a recording application.
+
+// rig is a gateway in front of the proxy, in front of an application.
+type rig struct {
+	tg     *testserver.Server
+	app    *upstream
+	proxy  *gatewaytest.Proxy
+	public string       // the gateway's https:// base URL
+	client *http.Client // trusts the test certificate
+}
+
+// shipped reads a file of deploy/ and applies replacements, each of which
+// must match exactly once.
+func shipped(t *testing.T, path string, reps ...[2]string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for _, r := range reps {
+		if n := strings.Count(s, r[0]); n != 1 {
+			t.Fatalf("deploy/%s: %q appears %d times; want once", path, r[0], n)
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return s
+}
+
+// startService starts twilioguard serve with the test account and the
+// application.
+func startService(t *testing.T, args ...string) (*testserver.Server, *upstream) {
+	t.Helper()
+	tg := testserver.Start(t, testserver.Options{Args: args})
+	tg.PutAccount(t, testSID, testToken)
+	return tg, startUpstream(t, false)
+}
+
+func tlsClient(t *testing.T, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.Protocols = new(http.Protocols) // HTTP/1.1, as Twilio sends
+	tr.Protocols.SetHTTP1(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// TestBehindNginx runs deploy/nginx/twilioguard-proxy.conf: nginx
+// terminates TLS in front of the proxy, which trusts nginx's X-Forwarded-*
+// headers (--trusted-proxies).
+func TestBehindNginx(t *testing.T) {
+	t.Parallel()
+	_, cert, key := gatewaytest.Nginx(t)
+	tg, app := startService(t)
+	px := gatewaytest.StartProxy(t, "--server", tg.URL, "--upstream", app.URL, "--trusted-proxies", "127.0.0.1")
+	gw := testserver.FreeAddr(t)
+	conf := shipped(t, "nginx/twilioguard-proxy.conf",
+		[2]string{"server 127.0.0.1:8090;", "server " + strings.TrimPrefix(px.URL, "http://") + ";"},
+		[2]string{"listen 443 ssl;", "listen " + gw + " ssl;"},
+		[2]string{"/etc/ssl/certs/hooks.example.com.pem", cert},
+		[2]string{"/etc/ssl/private/hooks.example.com.key", key},
+	)
+	gatewaytest.StartNginx(t, conf, gw)
+	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: "https://" + gw, client: tlsClient(t, cert)}, "nginx")
+}
+
+// TestBehindCaddy runs deploy/caddy/Caddyfile: Caddy terminates TLS in
+// front of the proxy, which checks the URL under its public base URL.
+func TestBehindCaddy(t *testing.T) {
+	t.Parallel()
+	gatewaytest.Caddy(t)
+	_, cert, key := gatewaytest.Nginx(t) // the test certificate
+	tg, app := startService(t)
+	gw := testserver.FreeAddr(t)
+	public := "https://" + gw
+	px := gatewaytest.StartProxy(t, "--server", tg.URL, "--upstream", app.URL, "--public-base-url", public)
+	conf := shipped(t, "caddy/Caddyfile",
+		[2]string{"hooks.example.com {", public + " {"},
+		[2]string{"# tls /etc/ssl/certs/hooks.pem /etc/ssl/private/hooks.key", "tls " + cert + " " + key},
+		[2]string{"reverse_proxy 127.0.0.1:8090 {", "reverse_proxy " + strings.TrimPrefix(px.URL, "http://") + " {"},
+	)
+	// No admin endpoint and no HTTP-to-HTTPS redirect listener (port 80)
+	// in tests.
+	gatewaytest.StartCaddy(t, "{\n\tadmin off\n\tauto_https off\n}\n"+conf, gw)
+	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: public, client: tlsClient(t, cert)}, "caddy")
+}
+
+// checkGateway sends signed, tampered and forged requests through the
+// gateway, then stops the service.
+func checkGateway(t *testing.T, r *rig, gateway string) {
+	target := "/sms?x=%7e&y=it's"
+	signedURL := r.public + target
+
+	t.Run("signed: the application's answer, byte for byte", func(t *testing.T) {
+		got := send(t, r.client, r.public+target, signedURL, body, nil)
+		if got.status != http.StatusCreated || got.body != twiml || got.header.Get("X-App") != "yes" {
+			t.Errorf("got %d %q %v; want the application's 201 and TwiML", got.status, got.body, got.header)
+		}
+		ups := r.app.take()
+		if len(ups) != 1 {
+			t.Fatalf("application got %d requests; want 1", len(ups))
+		}
+		h := ups[0].header
+		if ups[0].body != body || ups[0].target != target || h.Get("X-Twilioguard-Verified") != "true" || h.Get("X-Twilio-Account-Sid") != testSID {
+			t.Errorf("application got %s body %q verified=%q account=%q; want the original with the verified headers",
+				ups[0].target, ups[0].body, h.Get("X-Twilioguard-Verified"), h.Get("X-Twilio-Account-Sid"))
+		}
+	})
+
+	t.Run("tampered: 403, the application is not called", func(t *testing.T) {
+		for name, req := range map[string]struct{ target, signed, body string }{
+			"body":  {target, signedURL, strings.Replace(body, "caf", "cof", 1)},
+			"query": {"/sms?x=%7e&y=its", signedURL, body},
+			"path":  {"/voice?x=%7e&y=it's", signedURL, body},
+			"host":  {target, "https://evil.example" + target, body},
+		} {
+			if got := send(t, r.client, r.public+req.target, req.signed, req.body, nil); got.status != http.StatusForbidden || got.body != "Forbidden\n" {
+				t.Errorf("%s: got %d %q; want 403 Forbidden", name, got.status, got.body)
+			}
+		}
+		if ups := r.app.take(); len(ups) != 0 {
+			t.Errorf("application got %d requests; want none", len(ups))
+		}
+	})
+
+	t.Run("forged verified headers never reach the application", func(t *testing.T) {
+		forged := http.Header{
+			"X-Twilioguard-Verified":  {"true"},
+			"X-TWILIOGUARD-VERIFIED":  {"true"},
+			"X_Twilioguard_Verified":  {"true"},
+			"X-Twilio-Account-Sid":    {"ACffffffffffffffffffffffffffffffff"},
+			"X_twilio_account_sid":    {"ACffffffffffffffffffffffffffffffff"},
+			"X-Twilioguard-Duplicate": {"false"},
+			"X-Forwarded-Proto":       {"http"},
+			"X-Forwarded-Host":        {"evil.example"},
+			"Forwarded":               {"proto=http;host=evil.example"},
+			"Connection":              {"X-Twilioguard-Verified"},
+		}
+		if got := send(t, r.client, r.public+target, "", body, forged); got.status != http.StatusForbidden {
+			t.Errorf("unsigned with forged headers: got %d; want 403", got.status)
+		}
+		if ups := r.app.take(); len(ups) != 0 {
+			t.Fatalf("unsigned with forged headers reached the application: %+v", ups)
+		}
+		if got := send(t, r.client, r.public+target, signedURL, body, forged); got.status != http.StatusCreated {
+			t.Fatalf("signed with forged headers: got %d %q; want 201", got.status, got.body)
+		}
+		ups := r.app.take()
+		if len(ups) != 1 {
+			t.Fatalf("application got %d requests; want 1", len(ups))
+		}
+		for name, vals := range ups[0].header {
+			n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+			switch {
+			case n == "x-twilioguard-verified" && (name != "X-Twilioguard-Verified" || !slices.Equal(vals, []string{"true"})),
+				n == "x-twilio-account-sid" && (name != "X-Twilio-Account-Sid" || !slices.Equal(vals, []string{testSID})),
+				n != "x-twilioguard-verified" && strings.HasPrefix(n, "x-twilioguard-"):
+				t.Errorf("application got %s: %q", name, vals)
+			}
+		}
+	})
+
+	t.Run("the proxy's health and metrics are on their own port", func(t *testing.T) {
+		if code, _ := gatewaytest.Get(r.proxy.OpsURL + "/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz = %d", code)
+		}
+		_, metrics := gatewaytest.Get(r.proxy.OpsURL + "/metrics")
+		for _, want := range []string{
+			`twilioguard_proxy_requests_total{action="forwarded",reason="",result="valid"} 2`,
+			`twilioguard_proxy_requests_total{action="refused",reason="SIGNATURE_MISMATCH",result="invalid"} 4`,
+			`twilioguard_proxy_requests_total{action="refused",reason="MISSING_SIGNATURE",result="invalid"} 1`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		// The application's own /metrics and /healthz are the application's.
+		if got := send(t, r.client, r.public+"/healthz", "", "", nil); got.status != http.StatusForbidden {
+			t.Errorf("GET /healthz through %s = %d; want 403 (an application path like any other)", gateway, got.status)
+		}
+	})
+
+	t.Run("service stopped: 503, fail closed", func(t *testing.T) {
+		r.tg.Stop()
+		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.status != http.StatusServiceUnavailable {
+			t.Errorf("got %d %q; want 503", got.status, got.body)
+		}
+		if ups := r.app.take(); len(ups) != 0 {
+			t.Errorf("application got %d requests while the service was down", len(ups))
+		}
+		if !regexp.MustCompile(`level=ERROR msg="twilio webhook refused: verifier unavailable"`).MatchString(r.proxy.Output()) {
+			t.Errorf("proxy log lacks the error line:\n%s", r.proxy.Output())
+		}
+		r.tg.Restart()
+		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.status != http.StatusCreated {
+			t.Errorf("after a restart: got %d; want 201", got.status)
+		}
+		r.app.take()
+	})
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// send POSTs rawBody (form) to u; signedURL, when set, gets the signature
+// Twilio sends for body to that URL (a GET when rawBody is empty).
+func send(t *testing.T, c *http.Client, u, signedURL, rawBody string, header http.Header) answer {
+	t.Helper()
+	method := http.MethodPost
+	if rawBody == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(rawBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rawBody != "" {
+		req.Header.Set("Content-Type", formType)
+	}
+	if signedURL != "" {
+		req.Header.Set("X-Twilio-Signature", signature.Sign(testToken, signedURL, mustQuery(t, body)))
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// BenchmarkProxyLatency measures what the proxy adds to a webhook: each
+// iteration sends the same signed form POST once straight to the
+// application and once through `twilioguard proxy` (default flags and log
+// level, the service on loopback with --log-level info), on the same
+// client, one request at a time, and reports the p50 and p99 of both and
+// their difference. Keep it bounded, e.g. -benchtime 3000x.
+func BenchmarkProxyLatency(b *testing.B) {
+	tg := testserver.Start(b, testserver.Options{Args: []string{"--log-level", "info"}})
+	tg.PutAccount(b, testSID, testToken)
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/xml")
+		_, _ = io.WriteString(w, twiml)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	appAddr := ln.Addr().String()
+	go func() { _ = app.Serve(ln) }()
+	b.Cleanup(func() { app.Close() })
+	const public = "https://hooks.example.com"
+	px := gatewaytest.StartProxy(b, "--server", tg.URL, "--upstream", "http://"+appAddr, "--public-base-url", public)
+
+	sig := signature.Sign(testToken, public+"/sms", mustQuery(b, body))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 30 * time.Second}
+	do := func(base string) time.Duration {
+		req, _ := http.NewRequest(http.MethodPost, base+"/sms", strings.NewReader(body))
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("X-Twilio-Signature", sig)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: %d", base, resp.StatusCode)
+		}
+		return d
+	}
+	for range 100 { // warm up connections and caches
+		do("http://" + appAddr)
+		do(px.URL)
+	}
+	var direct, proxied []time.Duration
+	for b.Loop() {
+		direct = append(direct, do("http://"+appAddr))
+		proxied = append(proxied, do(px.URL))
+	}
+	p := func(ds []time.Duration, q float64) float64 {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds())
+	}
+	b.ReportMetric(p(direct, .5), "direct-p50-us")
+	b.ReportMetric(p(direct, .99), "direct-p99-us")
+	b.ReportMetric(p(proxied, .5), "proxy-p50-us")
+	b.ReportMetric(p(proxied, .99), "proxy-p99-us")
+	b.ReportMetric(p(proxied, .5)-p(direct, .5), "added-p50-us")
+	b.ReportMetric(p(proxied, .99)-p(direct, .99), "added-p99-us")
+	b.ReportMetric(0, "ns/op")
+}
