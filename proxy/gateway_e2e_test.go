@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,33 +26,15 @@ import (
 // rig is a gateway in front of the proxy, in front of an application.
 type rig struct {
 	tg     *testserver.Server
-	app    *upstream
+	app    *gatewaytest.App
 	proxy  *gatewaytest.Proxy
 	public string       // the gateway's https:// base URL
 	client *http.Client // trusts the test certificate
 }
 
-// shipped reads a file of deploy/ and applies replacements, each of which
-// must match exactly once.
-func shipped(t *testing.T, path string, reps ...[2]string) string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "deploy", path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(raw)
-	for _, r := range reps {
-		if n := strings.Count(s, r[0]); n != 1 {
-			t.Fatalf("deploy/%s: %q appears %d times; want once", path, r[0], n)
-		}
-		s = strings.Replace(s, r[0], r[1], 1)
-	}
-	return s
-}
-
 // startService starts twilioguard serve with the test account and the
 // application.
-func startService(t *testing.T, args ...string) (*testserver.Server, *upstream) {
+func startService(t *testing.T, args ...string) (*testserver.Server, *gatewaytest.App) {
 	t.Helper()
 	tg := testserver.Start(t, testserver.Options{Args: args})
 	tg.PutAccount(t, testSID, testToken)
@@ -87,7 +68,7 @@ func TestBehindNginx(t *testing.T) {
 	tg, app := startService(t)
 	px := gatewaytest.StartProxy(t, "--server", tg.URL, "--upstream", app.URL, "--trusted-proxies", "127.0.0.1")
 	gw := testserver.FreeAddr(t)
-	conf := shipped(t, "nginx/twilioguard-proxy.conf",
+	conf := gatewaytest.Shipped(t, "nginx/twilioguard-proxy.conf",
 		[2]string{"server 127.0.0.1:8090;", "server " + strings.TrimPrefix(px.URL, "http://") + ";"},
 		[2]string{"listen 443 ssl;", "listen " + gw + " ssl;"},
 		[2]string{"/etc/ssl/certs/hooks.example.com.pem", cert},
@@ -107,7 +88,7 @@ func TestBehindCaddy(t *testing.T) {
 	gw := testserver.FreeAddr(t)
 	public := "https://" + gw
 	px := gatewaytest.StartProxy(t, "--server", tg.URL, "--upstream", app.URL, "--public-base-url", public)
-	conf := shipped(t, "caddy/Caddyfile",
+	conf := gatewaytest.Shipped(t, "caddy/Caddyfile",
 		[2]string{"hooks.example.com {", public + " {"},
 		[2]string{"# tls /etc/ssl/certs/hooks.pem /etc/ssl/private/hooks.key", "tls " + cert + " " + key},
 		[2]string{"reverse_proxy 127.0.0.1:8090 {", "reverse_proxy " + strings.TrimPrefix(px.URL, "http://") + " {"},
@@ -126,17 +107,17 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 
 	t.Run("signed: the application's answer, byte for byte", func(t *testing.T) {
 		got := send(t, r.client, r.public+target, signedURL, body, nil)
-		if got.status != http.StatusCreated || got.body != twiml || got.header.Get("X-App") != "yes" {
-			t.Errorf("got %d %q %v; want the application's 201 and TwiML", got.status, got.body, got.header)
+		if got.Status != http.StatusCreated || got.Body != twiml || got.Header.Get("X-App") != "yes" {
+			t.Errorf("got %d %q %v; want the application's 201 and TwiML", got.Status, got.Body, got.Header)
 		}
-		ups := r.app.take()
+		ups := r.app.Take()
 		if len(ups) != 1 {
 			t.Fatalf("application got %d requests; want 1", len(ups))
 		}
-		h := ups[0].header
-		if ups[0].body != body || ups[0].target != target || h.Get("X-Twilioguard-Verified") != "true" || h.Get("X-Twilio-Account-Sid") != testSID {
+		h := ups[0].Header
+		if ups[0].Body != body || ups[0].Target != target || h.Get("X-Twilioguard-Verified") != "true" || h.Get("X-Twilio-Account-Sid") != testSID {
 			t.Errorf("application got %s body %q verified=%q account=%q; want the original with the verified headers",
-				ups[0].target, ups[0].body, h.Get("X-Twilioguard-Verified"), h.Get("X-Twilio-Account-Sid"))
+				ups[0].Target, ups[0].Body, h.Get("X-Twilioguard-Verified"), h.Get("X-Twilio-Account-Sid"))
 		}
 	})
 
@@ -147,11 +128,11 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 			"path":  {"/voice?x=%7e&y=it's", signedURL, body},
 			"host":  {target, "https://evil.example" + target, body},
 		} {
-			if got := send(t, r.client, r.public+req.target, req.signed, req.body, nil); got.status != http.StatusForbidden || got.body != "Forbidden\n" {
-				t.Errorf("%s: got %d %q; want 403 Forbidden", name, got.status, got.body)
+			if got := send(t, r.client, r.public+req.target, req.signed, req.body, nil); got.Status != http.StatusForbidden || got.Body != "Forbidden\n" {
+				t.Errorf("%s: got %d %q; want 403 Forbidden", name, got.Status, got.Body)
 			}
 		}
-		if ups := r.app.take(); len(ups) != 0 {
+		if ups := r.app.Take(); len(ups) != 0 {
 			t.Errorf("application got %d requests; want none", len(ups))
 		}
 	})
@@ -169,20 +150,20 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 			"Forwarded":               {"proto=http;host=evil.example"},
 			"Connection":              {"X-Twilioguard-Verified"},
 		}
-		if got := send(t, r.client, r.public+target, "", body, forged); got.status != http.StatusForbidden {
-			t.Errorf("unsigned with forged headers: got %d; want 403", got.status)
+		if got := send(t, r.client, r.public+target, "", body, forged); got.Status != http.StatusForbidden {
+			t.Errorf("unsigned with forged headers: got %d; want 403", got.Status)
 		}
-		if ups := r.app.take(); len(ups) != 0 {
+		if ups := r.app.Take(); len(ups) != 0 {
 			t.Fatalf("unsigned with forged headers reached the application: %+v", ups)
 		}
-		if got := send(t, r.client, r.public+target, signedURL, body, forged); got.status != http.StatusCreated {
-			t.Fatalf("signed with forged headers: got %d %q; want 201", got.status, got.body)
+		if got := send(t, r.client, r.public+target, signedURL, body, forged); got.Status != http.StatusCreated {
+			t.Fatalf("signed with forged headers: got %d %q; want 201", got.Status, got.Body)
 		}
-		ups := r.app.take()
+		ups := r.app.Take()
 		if len(ups) != 1 {
 			t.Fatalf("application got %d requests; want 1", len(ups))
 		}
-		for name, vals := range ups[0].header {
+		for name, vals := range ups[0].Header {
 			n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 			switch {
 			case n == "x-twilioguard-verified" && (name != "X-Twilioguard-Verified" || !slices.Equal(vals, []string{"true"})),
@@ -208,67 +189,48 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 			}
 		}
 		// The application's own /metrics and /healthz are the application's.
-		if got := send(t, r.client, r.public+"/healthz", "", "", nil); got.status != http.StatusForbidden {
-			t.Errorf("GET /healthz through %s = %d; want 403 (an application path like any other)", gateway, got.status)
+		if got := send(t, r.client, r.public+"/healthz", "", "", nil); got.Status != http.StatusForbidden {
+			t.Errorf("GET /healthz through %s = %d; want 403 (an application path like any other)", gateway, got.Status)
 		}
 	})
 
 	t.Run("service stopped: 503, fail closed", func(t *testing.T) {
 		r.tg.Stop()
-		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.status != http.StatusServiceUnavailable {
-			t.Errorf("got %d %q; want 503", got.status, got.body)
+		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.Status != http.StatusServiceUnavailable {
+			t.Errorf("got %d %q; want 503", got.Status, got.Body)
 		}
-		if ups := r.app.take(); len(ups) != 0 {
+		if ups := r.app.Take(); len(ups) != 0 {
 			t.Errorf("application got %d requests while the service was down", len(ups))
 		}
 		if !regexp.MustCompile(`level=ERROR msg="twilio webhook refused: verifier unavailable"`).MatchString(r.proxy.Output()) {
 			t.Errorf("proxy log lacks the error line:\n%s", r.proxy.Output())
 		}
 		r.tg.Restart()
-		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.status != http.StatusCreated {
-			t.Errorf("after a restart: got %d; want 201", got.status)
+		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.Status != http.StatusCreated {
+			t.Errorf("after a restart: got %d; want 201", got.Status)
 		}
-		r.app.take()
+		r.app.Take()
 	})
 }
 
-type answer struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// send POSTs rawBody (form) to u; signedURL, when set, gets the signature
-// Twilio sends for body to that URL (a GET when rawBody is empty).
-func send(t *testing.T, c *http.Client, u, signedURL, rawBody string, header http.Header) answer {
+// send POSTs rawBody (a form) to u, or GETs u when rawBody is empty; with
+// signedURL, the request carries the signature Twilio sends for body to
+// that URL.
+func send(t *testing.T, c *http.Client, u, signedURL, rawBody string, header http.Header) gatewaytest.Answer {
 	t.Helper()
-	method := http.MethodPost
-	if rawBody == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(rawBody))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := http.Header{}
+	method := http.MethodGet
 	if rawBody != "" {
-		req.Header.Set("Content-Type", formType)
+		method = http.MethodPost
+		h.Set("Content-Type", formType)
 	}
 	if signedURL != "" {
-		req.Header.Set("X-Twilio-Signature", signature.Sign(testToken, signedURL, mustQuery(t, body)))
+		h.Set("X-Twilio-Signature", signature.Sign(testToken, signedURL, mustQuery(t, body)))
 	}
 	for k, vs := range header {
-		req.Header[k] = vs
+		h[k] = vs
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return gatewaytest.Do(t, c, method, u, rawBody, h)
 }
 
 // BenchmarkProxyLatency measures what the proxy adds to a webhook: each

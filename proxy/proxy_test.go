@@ -13,13 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/twilioguard/twilioguard/internal/gatewaytest"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/internal/verifiertest"
 	"github.com/twilioguard/twilioguard/proxy"
@@ -50,56 +50,9 @@ func duplicating() *verifiertest.Verifier {
 	return v
 }
 
-// recorded is a request the upstream received.
-type recorded struct {
-	host   string
-	target string
-	proto  int
-	header http.Header
-	body   string
-}
+const twiml = gatewaytest.TwiML
 
-// upstream is the application behind the proxy: it records each request
-// and answers with TwiML, a status and headers of its own.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []recorded
-}
-
-const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Message>it's &lt;ok&gt;</Message></Response>`
-
-func startUpstream(t *testing.T, h2c bool) *upstream {
-	t.Helper()
-	u := &upstream{}
-	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, recorded{host: r.Host, target: r.RequestURI, proto: r.ProtoMajor, header: r.Header.Clone(), body: string(b)})
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		w.Header().Set("X-App", "yes")
-		w.Header().Add("Set-Cookie", "a=1")
-		w.Header().Add("Set-Cookie", "b=2")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, twiml)
-	}))
-	if h2c {
-		u.Config.Protocols = new(http.Protocols)
-		u.Config.Protocols.SetUnencryptedHTTP2(true)
-	}
-	u.Start()
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) take() []recorded {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	r := u.reqs
-	u.reqs = nil
-	return r
-}
+func startUpstream(t *testing.T, h2c bool) *gatewaytest.App { return gatewaytest.StartApp(t, h2c) }
 
 func newProxy(t *testing.T, v *verifiertest.Verifier, cfg proxy.Config) (*proxy.Proxy, *prometheus.Registry) {
 	t.Helper()
@@ -164,14 +117,14 @@ func TestVerifiedRequestIsForwardedAndAnsweredUntouched(t *testing.T) {
 	if resp.Header.Get("X-App") != "yes" || len(resp.Header.Values("Set-Cookie")) != 2 || resp.Header.Get("Content-Type") != "text/xml; charset=utf-8" {
 		t.Errorf("answer headers = %v; want the upstream's", resp.Header)
 	}
-	ups := up.take()
+	ups := up.Take()
 	if len(ups) != 1 {
 		t.Fatalf("upstream got %d requests; want 1", len(ups))
 	}
 	got := ups[0]
 	srvHost := strings.TrimPrefix(srv.URL, "http://")
-	if got.body != body || got.target != target || got.host != srvHost {
-		t.Errorf("upstream got %s %s body %q; want the original target, Host %s and body", got.host, got.target, got.body, srvHost)
+	if got.Body != body || got.Target != target || got.Host != srvHost {
+		t.Errorf("upstream got %s %s body %q; want the original target, Host %s and body", got.Host, got.Target, got.Body, srvHost)
 	}
 	for name, want := range map[string]string{
 		"X-Twilioguard-Verified":     "true",
@@ -182,7 +135,7 @@ func TestVerifiedRequestIsForwardedAndAnsweredUntouched(t *testing.T) {
 		"I-Twilio-Idempotency-Token": "idem-1",
 		"X-Twilioguard-Duplicate":    "",
 	} {
-		if g := got.header.Get(name); g != want {
+		if g := got.Header.Get(name); g != want {
 			t.Errorf("upstream %s = %q; want %q", name, g, want)
 		}
 	}
@@ -247,8 +200,8 @@ func TestRefusals(t *testing.T) {
 			if got := readAll(t, resp.Body); resp.StatusCode != tt.wantStatus || got != want {
 				t.Errorf("answer = %d %q; want %d %q", resp.StatusCode, got, tt.wantStatus, want)
 			}
-			for _, r := range up.take() {
-				if strings.HasPrefix(r.target, "/"+strings.ReplaceAll(tt.name, " ", "-")) {
+			for _, r := range up.Take() {
+				if strings.HasPrefix(r.Target, "/"+strings.ReplaceAll(tt.name, " ", "-")) {
 					t.Errorf("the upstream was called: %+v", r)
 				}
 			}
@@ -283,7 +236,7 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 			}
 			resp := post(t, srv, "/sms", signedFor, body, forged)
 			io.Copy(io.Discard, resp.Body)
-			ups := up.take()
+			ups := up.Take()
 			if !signed && !shadow {
 				if resp.StatusCode != 403 || len(ups) != 0 {
 					t.Errorf("unsigned, enforce: %d with %d upstream requests; want 403 and none", resp.StatusCode, len(ups))
@@ -297,7 +250,7 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 			if signed {
 				wantVerified, wantSID = []string{"true"}, []string{testSID}
 			}
-			for name, vals := range ups[0].header {
+			for name, vals := range ups[0].Header {
 				n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 				switch {
 				case n == "x-twilioguard-verified":
@@ -312,7 +265,7 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 					t.Errorf("shadow=%v signed=%v: upstream got forged %s: %q", shadow, signed, name, vals)
 				}
 			}
-			if !signed && ups[0].header.Get("X-Twilio-Account-Sid") != "" {
+			if !signed && ups[0].Header.Get("X-Twilio-Account-Sid") != "" {
 				t.Errorf("shadow, unsigned: upstream got an account SID")
 			}
 		}
@@ -363,14 +316,14 @@ func TestShadowMode(t *testing.T) {
 			if got := readAll(t, resp.Body); resp.StatusCode != http.StatusCreated || got != twiml {
 				t.Errorf("answer = %d %q; want the upstream's", resp.StatusCode, got)
 			}
-			ups := up.take()
+			ups := up.Take()
 			if len(ups) != 1 {
 				t.Fatalf("upstream got %d requests; want 1", len(ups))
 			}
-			h := ups[0].header
-			if h.Get("X-Twilioguard-Verified") != tt.wantVerified || h.Get("X-Twilioguard-Duplicate") != tt.wantDup || ups[0].body != body {
+			h := ups[0].Header
+			if h.Get("X-Twilioguard-Verified") != tt.wantVerified || h.Get("X-Twilioguard-Duplicate") != tt.wantDup || ups[0].Body != body {
 				t.Errorf("upstream verified=%q duplicate=%q body=%q; want %q, %q and the whole body",
-					h.Get("X-Twilioguard-Verified"), h.Get("X-Twilioguard-Duplicate"), ups[0].body, tt.wantVerified, tt.wantDup)
+					h.Get("X-Twilioguard-Verified"), h.Get("X-Twilioguard-Duplicate"), ups[0].Body, tt.wantVerified, tt.wantDup)
 			}
 			if n := counter(t, reg, "twilioguard_proxy_requests_total", "forwarded", tt.wantResult, tt.wantReason); n != 1 {
 				t.Errorf("forwarded %s %s = %v; want 1", tt.wantResult, tt.wantReason, n)
@@ -387,8 +340,8 @@ func TestDuplicateAllowedCarriesTheFlag(t *testing.T) {
 	t.Cleanup(srv.Close)
 	resp := post(t, srv, "/sms", public+"/sms", body, nil)
 	io.Copy(io.Discard, resp.Body)
-	ups := up.take()
-	if resp.StatusCode != 201 || len(ups) != 1 || ups[0].header.Get("X-Twilioguard-Duplicate") != "true" || ups[0].header.Get("X-Twilioguard-Verified") != "true" {
+	ups := up.Take()
+	if resp.StatusCode != 201 || len(ups) != 1 || ups[0].Header.Get("X-Twilioguard-Duplicate") != "true" || ups[0].Header.Get("X-Twilioguard-Verified") != "true" {
 		t.Errorf("got %d, upstream %+v; want a verified request marked duplicate", resp.StatusCode, ups)
 	}
 }
@@ -463,7 +416,7 @@ func TestH2CUpstream(t *testing.T) {
 	if got := readAll(t, resp.Body); resp.StatusCode != 201 || got != twiml {
 		t.Errorf("answer = %d %q; want the upstream's", resp.StatusCode, got)
 	}
-	if ups := up.take(); len(ups) != 1 || ups[0].proto != 2 || ups[0].body != body {
+	if ups := up.Take(); len(ups) != 1 || ups[0].Proto != 2 || ups[0].Body != body {
 		t.Errorf("upstream got %+v; want one HTTP/2 request with the body", ups)
 	}
 }

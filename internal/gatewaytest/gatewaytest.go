@@ -1,7 +1,8 @@
 // Package gatewaytest runs real gateways and twilioguard processes for
 // end-to-end tests: `twilioguard proxy` (the binary testserver builds),
 // nginx, Caddy and Envoy, each in the foreground with its own configuration
-// and logs in a temporary directory, stopped when the test ends.
+// and logs in a temporary directory, stopped when the test ends; and the
+// application behind them, which records what reaches it.
 //
 // The gateways come from the environment scripts/test.sh prepares
 // (TWILIOGUARD_TEST_NGINX, TWILIOGUARD_TEST_NGINX_CERT and _KEY,
@@ -17,11 +18,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,4 +298,129 @@ func Get(u string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TwiML is what an [App] answers, with status 201, Content-Type
+// text/xml; charset=utf-8, X-App: yes and two Set-Cookie headers.
+const TwiML = `<?xml version="1.0" encoding="UTF-8"?><Response><Message>it's &lt;ok&gt;</Message></Response>`
+
+// Request is a request an [App] received.
+type Request struct {
+	Method, Host, Target string
+	Proto                int
+	Header               http.Header
+	Body                 string
+}
+
+// App is an application behind a gateway: it records every request and
+// answers with [TwiML].
+type App struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []Request
+}
+
+// StartApp starts an App on loopback (HTTP/1.1, or h2c only) and stops it
+// when the test ends.
+func StartApp(t testing.TB, h2c bool) *App {
+	t.Helper()
+	a := &App{}
+	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.ServeHTTP))
+	if h2c {
+		a.Config.Protocols = new(http.Protocols)
+		a.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	a.Start()
+	t.Cleanup(a.Close)
+	return a
+}
+
+// ServeHTTP records r and answers with TwiML.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	a.reqs = append(a.reqs, Request{Method: r.Method, Host: r.Host, Target: r.RequestURI, Proto: r.ProtoMajor, Header: r.Header.Clone(), Body: string(b)})
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Header().Set("X-App", "yes")
+	w.Header().Add("Set-Cookie", "a=1")
+	w.Header().Add("Set-Cookie", "b=2")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, TwiML)
+}
+
+// Take returns the requests received so far and forgets them.
+func (a *App) Take() []Request {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.reqs
+	a.reqs = nil
+	return r
+}
+
+// Shipped reads a file under deploy/ and applies replacements, each of
+// which must match exactly once, so a test runs the configuration as
+// shipped with only its addresses changed.
+func Shipped(t testing.TB, path string, replacements ...[2]string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "deploy", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for _, r := range replacements {
+		if n := strings.Count(s, r[0]); n != 1 {
+			t.Fatalf("deploy/%s: %q appears %d times; want once", path, r[0], n)
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return s
+}
+
+// Answer is what a client got.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Do sends a request with body (none when empty) and header through c and
+// reads the whole answer.
+func Do(t testing.TB, c *http.Client, method, u, body string, header http.Header) Answer {
+	t.Helper()
+	var b io.Reader = http.NoBody
+	if body != "" {
+		b = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, u, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Answer{resp.StatusCode, resp.Header, string(got)}
+}
+
+// Port returns the port of a host:port or URL.
+func Port(t testing.TB, addr string) string {
+	t.Helper()
+	if i := strings.Index(addr, "://"); i >= 0 {
+		addr = addr[i+3:]
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
