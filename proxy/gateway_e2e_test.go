@@ -3,9 +3,11 @@ package proxy_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -211,6 +213,66 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 		}
 		r.app.Take()
 	})
+}
+
+// TestGracefulShutdown stops the proxy while the application is still
+// answering a request: the request completes, /readyz says 503 meanwhile,
+// and the process exits cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	tg, _ := startService(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, twiml)
+	}))
+	t.Cleanup(app.Close)
+	const public = "https://hooks.example.com"
+	px := gatewaytest.StartProxy(t, "--server", tg.URL, "--upstream", app.URL, "--public-base-url", public)
+
+	status := make(chan string, 1)
+	sig := signature.Sign(testToken, public+"/sms", mustQuery(t, body))
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, px.URL+"/sms", strings.NewReader(body))
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("X-Twilio-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		status <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never reached the application")
+	}
+	px.Interrupt()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := gatewaytest.Get(px.OpsURL + "/readyz"); code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never said 503 while draining")
+		}
+	}
+	if px.Exited(200 * time.Millisecond) {
+		t.Fatal("the proxy exited with a request in flight")
+	}
+	close(release)
+	if got := <-status; got != "200 "+twiml {
+		t.Errorf("in-flight request: %q; want 200 with the application's answer", got)
+	}
+	if !px.Exited(10 * time.Second) {
+		t.Fatal("the proxy did not exit after draining")
+	}
+	if !strings.Contains(px.Output(), "msg=stopped") {
+		t.Errorf("no clean stop in the log:\n%s", px.Output())
+	}
 }
 
 // send POSTs rawBody (a form) to u, or GETs u when rawBody is empty; with

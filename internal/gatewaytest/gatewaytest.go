@@ -97,6 +97,19 @@ func (p *Process) Stop() {
 	}
 }
 
+// Interrupt sends SIGINT to the process without waiting for it.
+func (p *Process) Interrupt() { _ = p.cmd.Process.Signal(os.Interrupt) }
+
+// Exited reports whether the process has exited, waiting up to d.
+func (p *Process) Exited(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Start runs name with args in a new temporary directory (also its working
 // directory), with env added to the environment, and stops it when the test
 // ends, logging its output if the test failed.
