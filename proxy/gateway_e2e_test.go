@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -342,6 +343,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 		do("http://" + appAddr)
 		do(px.URL)
 	}
+	sum0, n0 := verifyDuration(b, px)
 	var direct, proxied []time.Duration
 	for b.Loop() {
 		direct = append(direct, do("http://"+appAddr))
@@ -358,5 +360,28 @@ func BenchmarkProxyLatency(b *testing.B) {
 	b.ReportMetric(p(proxied, .99), "proxy-p99-us")
 	b.ReportMetric(p(proxied, .5)-p(direct, .5), "added-p50-us")
 	b.ReportMetric(p(proxied, .99)-p(direct, .99), "added-p99-us")
+	if sum, n := verifyDuration(b, px); n > n0 {
+		b.ReportMetric((sum-sum0)/(n-n0)*1e6, "verify-call-mean-us")
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// verifyDuration returns the sum and count of the proxy's
+// twilioguard_proxy_verify_duration_seconds: the time it waited for the
+// service.
+func verifyDuration(t testing.TB, px *gatewaytest.Proxy) (sum, count float64) {
+	t.Helper()
+	_, body := gatewaytest.Get(px.OpsURL + "/metrics")
+	for _, m := range regexp.MustCompile(`(?m)^twilioguard_proxy_verify_duration_seconds_(sum|count) (\S+)$`).FindAllStringSubmatch(body, -1) {
+		f, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[1] == "sum" {
+			sum = f
+		} else {
+			count = f
+		}
+	}
+	return sum, count
 }
