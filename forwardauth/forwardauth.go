@@ -183,7 +183,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := webhookreq.ForwardAuthOriginal(r, Path)
 	if err != nil {
-		h.log.LogAttrs(ctx, slog.LevelInfo, "forward-auth refused: malformed request", slog.String("error", err.Error()))
+		h.log.LogAttrs(ctx, slog.LevelInfo, "forward-auth refused: malformed request",
+			slog.String("error", bound.Text(err.Error(), bound.TextBytes)))
 		h.answer(w, nil, http.StatusBadRequest, "", false)
 		return
 	}

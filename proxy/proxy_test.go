@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,11 +255,11 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 				n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 				switch {
 				case n == "x-twilioguard-verified":
-					if name != "X-Twilioguard-Verified" || !equal(vals, wantVerified) {
+					if name != "X-Twilioguard-Verified" || !slices.Equal(vals, wantVerified) {
 						t.Errorf("shadow=%v signed=%v: upstream %s = %q; want only X-Twilioguard-Verified %q", shadow, signed, name, vals, wantVerified)
 					}
 				case n == "x-twilio-account-sid":
-					if name != "X-Twilio-Account-Sid" || !equal(vals, wantSID) {
+					if name != "X-Twilio-Account-Sid" || !slices.Equal(vals, wantSID) {
 						t.Errorf("shadow=%v signed=%v: upstream %s = %q; want %q", shadow, signed, name, vals, wantSID)
 					}
 				case strings.HasPrefix(n, "x-twilioguard-"):
@@ -270,18 +271,6 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestShadowMode(t *testing.T) {

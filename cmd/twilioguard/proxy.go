@@ -34,6 +34,7 @@ func runProxy(ctx context.Context, e env, args []string) error {
 		cfg                 proxy.Config
 		addr, metricsAddr   string
 		accounts, trusted   string
+		proxyHeaders        string
 		mode, duplicates    string
 		logFormat, logLevel string
 		shutdownTimeout     time.Duration
@@ -46,6 +47,7 @@ func runProxy(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&accounts, "accounts", "", "comma-separated account SIDs or aliases the application accepts (default: any account the service holds)")
 	fs.StringVar(&cfg.PublicBaseURL, "public-base-url", "", "scheme://host[:port][/prefix] Twilio sends the webhooks to; no forwarding header is read (wins over --trusted-proxies)")
 	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated CIDRs or addresses of the proxies whose Forwarded and X-Forwarded-* headers are believed")
+	fs.StringVar(&proxyHeaders, "proxy-headers", "", "comma-separated subset of Forwarded, X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port, X-Original-Host read from trusted proxies (default: all)")
 	fs.StringVar(&mode, "mode", "enforce", "enforce, or shadow: forward every request, marking the ones that would be refused with X-Twilioguard-Verified: false")
 	fs.StringVar(&duplicates, "duplicates", "allow", "allow (forward, with X-Twilioguard-Duplicate: true) or reject (409) webhooks the service saw before")
 	fs.StringVar(&cfg.Route, "route", "", "label for the service's logs and metrics")
@@ -74,7 +76,7 @@ func runProxy(ctx context.Context, e env, args []string) error {
 	default:
 		return fmt.Errorf("proxy: --duplicates %q: want allow or reject", duplicates)
 	}
-	cfg.Accounts, cfg.TrustedProxies = splitList(accounts), splitList(trusted)
+	cfg.Accounts, cfg.TrustedProxies, cfg.ProxyHeaders = splitList(accounts), splitList(trusted), splitList(proxyHeaders)
 	log, err := newLogger(e.stderr, logFormat, logLevel)
 	if err != nil {
 		return err

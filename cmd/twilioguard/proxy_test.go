@@ -25,6 +25,7 @@ func TestProxyFlagErrors(t *testing.T) {
 		{[]string{"proxy", "--upstream", "http://app"}, map[string]string{"TWILIOGUARD_MODE": "off"}, `--mode "off"`},
 		{[]string{"proxy", "--upstream", "http://app", "--duplicates", "drop"}, nil, `--duplicates "drop"`},
 		{[]string{"proxy", "--upstream", "http://app", "--trusted-proxies", "10.0.0.0/8,nope"}, nil, "trusted proxy"},
+		{[]string{"proxy", "--upstream", "http://app", "--proxy-headers", "X-Forwarded-Proto,X-Real-Ip"}, nil, `proxy header "X-Real-Ip"`},
 		{[]string{"proxy", "--upstream", "http://app", "extra"}, nil, "unexpected arguments"},
 		{[]string{"proxy", "--upstream", "http://app", "--log-level", "loud"}, nil, "--log-level"},
 	} {
