@@ -332,10 +332,32 @@ http://%s {
 			t.Errorf("%s: GET webhook: %d, application %+v; want it verified", name, got.Status, ups)
 		}
 	}
+	for name, base := range map[string]string{"caddy": "http://" + caddy, "nginx": "http://" + nginx} {
+		u := base + "/status?CallSid=CA1&AccountSid=" + testSID
+		h := forged.Clone()
+		h.Set("X-Twilio-Signature", signature.Sign(testToken, u, nil))
+		if got := gatewaytest.Do(t, c, http.MethodGet, u, "", h); got.Status < 400 {
+			t.Errorf("%s: signed GET with forged headers: %d; want a refusal", name, got.Status)
+		}
+		if ups := app.Take(); len(ups) != 0 {
+			t.Errorf("%s: a request with forged headers reached the application: %+v", name, ups)
+		}
+	}
 	if line := metric(t, tg, `reason="BODY_NOT_FORWARDED",route="",status="403"`); !strings.HasSuffix(line, " 2") {
 		t.Errorf("metric = %q; want 2 BODY_NOT_FORWARDED answers", line)
 	}
 	if n := strings.Count(tg.Logs(), "did not forward the body of a form POST"); n != 2 {
 		t.Errorf("the service logged %d BODY_NOT_FORWARDED lines; want 2:\n%s", n, tg.Logs())
+	}
+
+	tg.Stop()
+	for name, base := range map[string]string{"caddy": "http://" + caddy, "nginx": "http://" + nginx} {
+		u := base + "/status?CallSid=CA1&AccountSid=" + testSID
+		if got := gatewaytest.Do(t, c, http.MethodGet, u, "", http.Header{"X-Twilio-Signature": {signature.Sign(testToken, u, nil)}}); got.Status < 500 {
+			t.Errorf("%s: service stopped: %d; want a 5xx", name, got.Status)
+		}
+	}
+	if ups := app.Take(); len(ups) != 0 {
+		t.Errorf("the application was called while the service was down: %+v", ups)
 	}
 }
