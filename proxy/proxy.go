@@ -107,17 +107,12 @@ func New(v middleware.Verifier, cfg Config) (*Proxy, error) {
 	if cfg.UpstreamH2C && up.Scheme != "http" {
 		return nil, errors.New("proxy: h2c needs an http:// upstream (https:// negotiates HTTP/2 itself)")
 	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: register metrics: %w", err)
-	}
 	p := &Proxy{
 		upstream:  up,
 		transport: newTransport(up.Scheme == "https", cfg.UpstreamH2C),
 		shadow:    cfg.Shadow,
 		rejectDup: cfg.RejectDuplicates,
 		log:       cfg.Logger,
-		metrics:   m,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -149,6 +144,9 @@ func New(v middleware.Verifier, cfg Config) (*Proxy, error) {
 	mw, err := middleware.New(p.timed(v), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if p.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
