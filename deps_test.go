@@ -33,13 +33,13 @@ var rules = map[string][]string{
 	"middleware":            {"gen", "webhookreq", "internal/bound"},
 	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
 	"extauthz":              {"gen", "webhookreq", "internal/bound"},
-	"proxy":                 {"gen", "middleware", "webhookreq", "internal/bound"},
-	"forwardauth":           {"gen", "middleware", "webhookreq", "internal/bound"},
-	"internal/app": {"gen", "server", "extauthz", "forwardauth", "store", "store/seal", "store/sqlite", "store/postgres",
-		"internal/connectguard", "internal/bound"},
+	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres",
+		"internal/connectguard", "internal/bound", "forwardauth"},
 	"internal/testserver":   {},
 	"internal/verifiertest": {"gen", "signature"},
 	"internal/gatewaytest":  {"internal/testserver"},
+	"proxy":                 {"gen", "middleware", "webhookreq", "internal/bound"},
+	"forwardauth":           {"gen", "middleware", "webhookreq", "internal/bound"},
 	"internal/pgtest":       {},
 }
 

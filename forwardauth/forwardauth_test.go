@@ -314,7 +314,9 @@ func TestAnswers(t *testing.T) {
 		{name: "service unavailable", setup: func(v *verifiertest.Verifier) { v.Fail(connect.NewError(connect.CodeUnavailable, errors.New("down"))) },
 			wantCode: 503, wantHdr: map[string]string{"Retry-After": "1"}},
 		{name: "service unreachable", setup: func(v *verifiertest.Verifier) { v.Fail(errors.New("connection refused")) }, wantCode: 503},
-		{name: "malformed", setup: func(v *verifiertest.Verifier) { v.Fail(connect.NewError(connect.CodeInvalidArgument, errors.New("bad"))) }, wantCode: 400},
+		{name: "malformed", setup: func(v *verifiertest.Verifier) {
+			v.Fail(connect.NewError(connect.CodeInvalidArgument, errors.New("bad")))
+		}, wantCode: 400},
 		{name: "body over the limit", body: body + strings.Repeat("&x=y", 300), wantCode: 413},
 		{name: "duplicate, allowed", setup: func(v *verifiertest.Verifier) { v.Duplicate(true) },
 			wantCode: 200, wantHdr: map[string]string{"X-Twilioguard-Verified": "true", "X-Twilioguard-Duplicate": "true"}},

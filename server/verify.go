@@ -170,22 +170,11 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 		if s.hints.take(time.Now()) {
 			resp.Hint = signature.Diagnose(sreq, creds)
 		}
-		if resp.Hint == "" && emptyForm(sreq) {
-			resp.Hint = emptyFormHint
-		}
+	}
+	if resp.Reason == twilioguardv1.Reason_SIGNATURE_MISMATCH && resp.Hint == "" && emptyForm(sreq) {
+		resp.Hint = emptyFormHint
 	}
 	return resp, nil
-}
-
-// emptyFormHint explains a refused form request whose body is empty: Twilio
-// never sends an empty form, so the body was lost before the verifier.
-const emptyFormHint = "the form body is empty: Twilio never sends one, so the body was lost on the way " +
-	"(a gateway that does not forward bodies, such as nginx auth_request or Caddy forward_auth, " +
-	"or an application that read it first); put twilioguard proxy in front of the app, or make the gateway send the body"
-
-// emptyForm reports whether req is a form request with an empty body.
-func emptyForm(req *signature.Request) bool {
-	return req.HasBody && len(req.Body) == 0 && req.ContentType == "application/x-www-form-urlencoded"
 }
 
 // signatureRequest validates the request's shape and limits and turns it

@@ -59,10 +59,10 @@ type env struct {
 const usage = `twilioguard verifies Twilio webhook signatures for many accounts.
 
 Usage:
-  twilioguard serve      run the service (Connect, gRPC, gRPC-Web, Envoy ext_authz, /forward-auth)
-  twilioguard proxy      verify every webhook through the service, in front of an app (reverse proxy)
+  twilioguard serve      run the service (Connect, gRPC, gRPC-Web, Envoy ext_authz)
   twilioguard accounts   put | get | list | rm | rotate accounts on a running service
   twilioguard sign       compute the X-Twilio-Signature of a request (offline)
+  twilioguard proxy      verify every webhook through the service, in front of an app (reverse proxy)
   twilioguard verify     ask a running service whether a request is genuine
   twilioguard version    print the version
 

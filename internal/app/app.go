@@ -150,17 +150,16 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.srv, err = server.New(scfg); err != nil {
 		return nil, err
 	}
-	a.ext, err = extauthz.NewServer(a.srv, extauthz.WithLogger(a.log), extauthz.WithRegisterer(a.reg),
-		extauthz.WithHandlerOptions(a.srv.HandlerOptions()...))
-	if err != nil {
-		return nil, err
-	}
 	maxBody := cfg.Server.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = server.DefaultMaxBodyBytes
 	}
-	a.fwd, err = forwardauth.New(a.srv, forwardauth.WithLogger(a.log), forwardauth.WithRegisterer(a.reg),
-		forwardauth.WithMaxBodyBytes(int64(maxBody)))
+	if a.fwd, err = forwardauth.New(a.srv, forwardauth.WithLogger(a.log), forwardauth.WithRegisterer(a.reg),
+		forwardauth.WithMaxBodyBytes(int64(maxBody))); err != nil {
+		return nil, err
+	}
+	a.ext, err = extauthz.NewServer(a.srv, extauthz.WithLogger(a.log), extauthz.WithRegisterer(a.reg),
+		extauthz.WithHandlerOptions(a.srv.HandlerOptions()...))
 	if err != nil {
 		return nil, err
 	}
