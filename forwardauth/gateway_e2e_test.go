@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -346,8 +347,15 @@ http://%s {
 	if line := metric(t, tg, `reason="BODY_NOT_FORWARDED",route="",status="403"`); !strings.HasSuffix(line, " 2") {
 		t.Errorf("metric = %q; want 2 BODY_NOT_FORWARDED answers", line)
 	}
-	if n := strings.Count(tg.Logs(), "did not forward the body of a form POST"); n != 2 {
-		t.Errorf("the service logged %d BODY_NOT_FORWARDED lines; want 2:\n%s", n, tg.Logs())
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// The log arrives through a pipe, a little after the answer.
+		n := strings.Count(tg.Logs(), "did not forward the body of a form POST")
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service logged %d BODY_NOT_FORWARDED lines; want 2:\n%s", n, tg.Logs())
+		}
 	}
 
 	tg.Stop()

@@ -205,9 +205,7 @@ func checkGateway(t *testing.T, r *rig, gateway string) {
 		if ups := r.app.Take(); len(ups) != 0 {
 			t.Errorf("application got %d requests while the service was down", len(ups))
 		}
-		if !regexp.MustCompile(`level=ERROR msg="twilio webhook refused: verifier unavailable"`).MatchString(r.proxy.Output()) {
-			t.Errorf("proxy log lacks the error line:\n%s", r.proxy.Output())
-		}
+		r.proxy.WaitOutput(t, regexp.QuoteMeta(`level=ERROR msg="twilio webhook refused: verifier unavailable"`))
 		r.tg.Restart()
 		if got := send(t, r.client, r.public+target, signedURL, body, nil); got.Status != http.StatusCreated {
 			t.Errorf("after a restart: got %d; want 201", got.Status)
@@ -271,9 +269,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if !px.Exited(10 * time.Second) {
 		t.Fatal("the proxy did not exit after draining")
 	}
-	if !strings.Contains(px.Output(), "msg=stopped") {
-		t.Errorf("no clean stop in the log:\n%s", px.Output())
-	}
+	px.WaitOutput(t, "msg=stopped")
 }
 
 // send POSTs rawBody (a form) to u, or GETs u when rawBody is empty; with

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,6 +95,24 @@ func (p *Process) Stop() {
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+}
+
+// WaitOutput waits up to 10 s for a line of the process's output that
+// matches pattern and returns it, failing the test without one. (Output
+// arrives through a pipe, a little after the process wrote it.)
+func (p *Process) WaitOutput(t testing.TB, pattern string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^.*` + pattern + `.*$`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if line := re.FindString(p.Output()); line != "" {
+			return line
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line matching %s in the output:\n%s", pattern, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
