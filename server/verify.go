@@ -114,6 +114,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 	}
 	if reason == twilioguardv1.Reason_UNKNOWN_ACCOUNT {
 		resp.Reason, resp.Hint = reason, hint
+		if hint != "" && emptyForm(sreq) {
+			resp.Hint = emptyFormHint
+		}
 		return resp, nil
 	}
 
@@ -167,6 +170,9 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 	default: // ErrMismatch, ErrNoCredentials
 		resp.Reason = twilioguardv1.Reason_SIGNATURE_MISMATCH
 		resp.Hint = s.diagnose(sreq, creds)
+	}
+	if resp.Reason == twilioguardv1.Reason_SIGNATURE_MISMATCH && resp.Hint == "" && emptyForm(sreq) {
+		resp.Hint = emptyFormHint
 	}
 	return resp, nil
 }

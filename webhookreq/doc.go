@@ -14,7 +14,11 @@
 //     only ([BodyMode]), and carrying the signature, signature-settings and
 //     idempotency headers ([Request]);
 //   - removing headers a client may forge to look verified
-//     ([StripInjected]).
+//     ([StripInjected]);
+//   - rebuilding the original request a gateway asks a forward-auth
+//     endpoint about, from X-Forwarded-* headers or the path after the
+//     endpoint's prefix ([ForwardAuthOriginal]), and telling when the
+//     gateway did not forward a form POST's body ([BodyNotForwarded]).
 //
 // The URL rules are shared with the Python and Node packages through one
 // case file, testdata/publicurl_cases.json, which all three test suites read.

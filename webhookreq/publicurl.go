@@ -222,7 +222,7 @@ func (p *URLPolicy) Rebuild(r *http.Request) PublicURL {
 	if !hostFromForwarded {
 		if h := pick(headerXForwardedHost); validHost(h) {
 			host, from = h, "x-forwarded"
-		} else if h := lastValue(r.Header, headerXOriginalHost, p.headers); validHost(h) {
+		} else if h := lastValue(r.Header, headerXOriginalHost); p.headers[headerXOriginalHost] && validHost(h) {
 			host = h
 			if from == "connection" {
 				from = "x-original-host"
@@ -317,11 +317,8 @@ func listValues(h http.Header, name string) []string {
 	return out
 }
 
-// lastValue returns the right-most entry of header name when it is enabled.
-func lastValue(h http.Header, name string, enabled map[string]bool) string {
-	if !enabled[name] {
-		return ""
-	}
+// lastValue returns the right-most entry of header name, or "".
+func lastValue(h http.Header, name string) string {
 	vals := listValues(h, name)
 	if len(vals) == 0 {
 		return ""

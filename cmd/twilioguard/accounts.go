@@ -52,14 +52,20 @@ type remote struct {
 }
 
 func (r *remote) register(e env, fs *flagSet) {
-	fs.StringVar(&r.server, "server", "http://localhost:8080", "base URL of the twilioguard service (http:// for h2c, https:// for TLS)")
+	r.registerService(fs)
 	fs.StringVar(&r.dataDir, "data-dir", defaultDataDir(e), "the server's data directory, where serve wrote the admin token")
 	fs.StringVar(&r.adminTokenFile, "admin-token-file", "", "file with the admin bearer token (else TWILIOGUARD_ADMIN_TOKEN, else <data-dir>/admin-token)")
+	fs.share("data-dir", "TWILIOGUARD_DATA_DIR")
+	fs.share("admin-token-file", "TWILIOGUARD_ADMIN_TOKEN_FILE")
+}
+
+// registerService registers the flags that reach the service without the
+// admin credential: its URL, CA and call timeout.
+func (r *remote) registerService(fs *flagSet) {
+	fs.StringVar(&r.server, "server", "http://localhost:8080", "base URL of the twilioguard service (http:// for h2c, https:// for TLS)")
 	fs.StringVar(&r.caFile, "ca-file", "", "PEM file of the CA that signed the service's TLS certificate (default: the system's roots)")
 	fs.DurationVar(&r.timeout, "timeout", 10*time.Second, "timeout of each call")
 	fs.share("server", "TWILIOGUARD_URL")
-	fs.share("data-dir", "TWILIOGUARD_DATA_DIR")
-	fs.share("admin-token-file", "TWILIOGUARD_ADMIN_TOKEN_FILE")
 	fs.share("ca-file", "TWILIOGUARD_CA_FILE")
 	fs.share("timeout", "TWILIOGUARD_TIMEOUT")
 }

@@ -1,6 +1,7 @@
 // Command twilioguard verifies Twilio webhook signatures for many accounts.
 //
 //	twilioguard serve                      run the service
+//	twilioguard proxy                      verify webhooks inline, in front of an app
 //	twilioguard accounts put|get|list|rm|rotate   manage accounts
 //	twilioguard sign                       sign a request offline (for tests)
 //	twilioguard verify                     ask the service about a request
@@ -61,6 +62,7 @@ Usage:
   twilioguard serve      run the service (Connect, gRPC, gRPC-Web, Envoy ext_authz)
   twilioguard accounts   put | get | list | rm | rotate | import accounts on a running service
   twilioguard sign       compute the X-Twilio-Signature of a request (offline)
+  twilioguard proxy      verify every webhook through the service, in front of an app (reverse proxy)
   twilioguard verify     ask a running service whether a request is genuine
   twilioguard audit      classify the webhook URLs configured at Twilio
   twilioguard version    print the version
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "serve":
 		return serve(ctx, e, args[1:])
+	case "proxy":
+		return runProxy(ctx, e, args[1:])
 	case "accounts":
 		return accounts(ctx, e, args[1:])
 	case "sign":

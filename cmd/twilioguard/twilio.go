@@ -195,17 +195,6 @@ func audit(ctx context.Context, e env, args []string) error {
 	return c.print(e.stdout, rep, func(w io.Writer) error { return writeAuditText(w, rep) })
 }
 
-// splitList splits a comma-separated flag value, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 func writeAuditText(w io.Writer, rep *twilioapi.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tRESOURCE\tNAME\tFIELD\tSTATUS\tURL")

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/twilioguard/twilioguard/extauthz"
+	"github.com/twilioguard/twilioguard/forwardauth"
 	"github.com/twilioguard/twilioguard/server"
 	"github.com/twilioguard/twilioguard/store"
 	"github.com/twilioguard/twilioguard/store/postgres"
@@ -95,6 +96,7 @@ type App struct {
 	keys     *seal.Keyring
 	srv      *server.Server
 	ext      *extauthz.Server
+	fwd      *forwardauth.Handler
 	reg      *prometheus.Registry
 	handler  http.Handler
 	http     *http.Server
@@ -153,6 +155,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	scfg := cfg.Server
 	scfg.Store, scfg.AdminToken, scfg.Logger, scfg.Registerer = a.store, store.Secret(adminToken), a.log, a.reg
 	if a.srv, err = server.New(scfg); err != nil {
+		return nil, err
+	}
+	maxBody := cfg.Server.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = server.DefaultMaxBodyBytes
+	}
+	if a.fwd, err = forwardauth.New(a.srv, forwardauth.WithLogger(a.log), forwardauth.WithRegisterer(a.reg),
+		forwardauth.WithMaxBodyBytes(int64(maxBody))); err != nil {
 		return nil, err
 	}
 	a.ext, err = extauthz.NewServer(a.srv, extauthz.WithLogger(a.log), extauthz.WithRegisterer(a.reg),
@@ -258,8 +268,8 @@ func (a *App) checkKey(ctx context.Context) error {
 }
 
 // Handler returns the handler of the main port: the VerifierService and
-// AccountService, Envoy's Check, gRPC health and reflection, GET /healthz,
-// GET /readyz and GET /metrics.
+// AccountService, Envoy's Check, /forward-auth, gRPC health and
+// reflection, GET /healthz, GET /readyz and GET /metrics.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Addr returns the address the main port listens on.

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/twilioguard/twilioguard/forwardauth"
 	"github.com/twilioguard/twilioguard/internal/connectguard"
 	"github.com/twilioguard/twilioguard/server"
 )
@@ -51,6 +52,10 @@ func (a *App) routes() http.Handler {
 	a.srv.Routes(mux)
 	path, check := a.ext.Handler()
 	mux.Handle(path, connectguard.Guard(check))
+	// HTTP forward-auth, any method: /forward-auth (Traefik, APISIX) and
+	// /forward-auth/<original path> (Envoy's path_prefix).
+	mux.Handle(forwardauth.Path, a.fwd)
+	mux.Handle(forwardauth.Path+"/", a.fwd)
 
 	names := services()
 	mux.Handle(grpchealth.NewHandler(healthChecker{a: a, services: names}))
