@@ -236,7 +236,7 @@ func TestForgedHeadersNeverReachTheUpstream(t *testing.T) {
 				signedFor = public + "/sms"
 			}
 			resp := post(t, srv, "/sms", signedFor, body, forged)
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			ups := up.Take()
 			if !signed && !shadow {
 				if resp.StatusCode != 403 || len(ups) != 0 {
@@ -328,7 +328,7 @@ func TestDuplicateAllowedCarriesTheFlag(t *testing.T) {
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	resp := post(t, srv, "/sms", public+"/sms", body, nil)
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	ups := up.Take()
 	if resp.StatusCode != 201 || len(ups) != 1 || ups[0].Header.Get("X-Twilioguard-Duplicate") != "true" || ups[0].Header.Get("X-Twilioguard-Verified") != "true" {
 		t.Errorf("got %d, upstream %+v; want a verified request marked duplicate", resp.StatusCode, ups)
