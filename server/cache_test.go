@@ -43,7 +43,7 @@ func TestCacheReplaceKeepsChangesMadeDuringLoad(t *testing.T) {
 		cr, ok := live.lookup(tt.key)
 		got := ""
 		if ok {
-			got = cr.authToken.Secret
+			got = cr.authToken
 		}
 		if got != tt.wantToken {
 			t.Errorf("lookup(%q) token = %q; want %q", tt.key, got, tt.wantToken)

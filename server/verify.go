@@ -362,9 +362,9 @@ func (s *Server) credentials(acct *credentials, st signature.Settings, keyReason
 			}
 		}
 	}
-	creds = append(creds, acct.authToken)
-	if acct.previousToken.Secret != "" && s.cfg.Now().Before(acct.previousUntil) {
-		creds = append(creds, acct.previousToken)
+	creds = append(creds, signature.Credential{Name: credAuthToken, Secret: acct.authToken, Algorithm: signature.HMACSHA1})
+	if acct.previousToken != "" && s.cfg.Now().Before(acct.previousUntil) {
+		creds = append(creds, signature.Credential{Name: credPreviousToken, Secret: acct.previousToken, Algorithm: signature.HMACSHA1})
 	}
 	return creds, keyReason
 }
