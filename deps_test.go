@@ -23,17 +23,18 @@ var rules = map[string][]string{
 	"store/atrest":          {"store", "store/seal"},
 	"store/schema":          {},
 	"store/sqlite":          {"store", "store/seal", "store/atrest", "store/schema"},
-	"store/postgres":        {"store", "store/seal", "store/atrest", "store/schema"},
+	"store/postgres":        {"store", "store/seal", "store/atrest", "store/schema", "replay"},
 	"store/storetest":       {"store", "store/seal"},
 	"gen":                   {"gen"},
 	"internal/bound":        {},
+	"replay":                {},
 	"internal/connectguard": {},
 	"webhookreq":            {"gen", "signature", "internal/bound"},
 	"client":                {"gen"},
 	"middleware":            {"gen", "webhookreq", "internal/bound"},
-	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
+	"server":                {"gen", "signature", "store", "replay", "internal/bound", "internal/connectguard"},
 	"extauthz":              {"gen", "webhookreq", "internal/bound"},
-	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres",
+	"internal/app": {"gen", "server", "extauthz", "store", "store/seal", "store/sqlite", "store/postgres", "replay",
 		"internal/connectguard", "internal/bound"},
 	"internal/testserver": {},
 	"internal/pgtest":     {},
@@ -56,7 +57,7 @@ var testRules = map[string][]string{
 
 // stdlibOnly lists the packages that may import nothing outside the
 // standard library.
-var stdlibOnly = []string{"signature", "store", "store/seal", "internal/bound"}
+var stdlibOnly = []string{"signature", "store", "store/seal", "internal/bound", "replay"}
 
 type pkg struct {
 	ImportPath   string

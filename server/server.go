@@ -88,8 +88,13 @@ type Config struct {
 	// (default 24 h).
 	DefaultGrace time.Duration
 	// AccountLabel adds the account SID as a label to the verification
-	// counter. Leave it off with very many accounts.
+	// and duplicate counters. Leave it off with very many accounts.
 	AccountLabel bool
+	// Replay records verified webhooks so that a copy verified again
+	// within its window is flagged as a duplicate
+	// (VerifyWebhookResponse.duplicate). Nil turns duplicate detection
+	// off: replay_check stays unset.
+	Replay ReplayStore
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -105,6 +110,8 @@ type Server struct {
 	hints   *budget
 	routes  *bound.Labels // route names as metric labels
 	loadMu  sync.Mutex    // one full load at a time
+
+	replay *replayChecker // nil when duplicate detection is off
 }
 
 var (
@@ -154,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.replay, err = newReplayChecker(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
