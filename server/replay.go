@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
 	"github.com/twilioguard/twilioguard/replay"
 )
 
@@ -47,6 +48,7 @@ type replayChecker struct {
 	store   ReplayStore
 	log     *slog.Logger
 	now     func() time.Time
+	routes  *bound.Labels // the server's route labels
 	metrics *replayMetrics
 	state   atomic.Int32 // replayUp, replayFull or replayDown
 	probing atomic.Bool  // a claim is asking a failed store whether it is back
@@ -58,7 +60,7 @@ func newReplayChecker(s *Server) (*replayChecker, error) {
 	if s.cfg.Replay == nil {
 		return nil, nil
 	}
-	r := &replayChecker{store: s.cfg.Replay, log: s.log, now: s.cfg.Now}
+	r := &replayChecker{store: s.cfg.Replay, log: s.log, now: s.cfg.Now, routes: s.routes}
 	m, err := newReplayMetrics(s.cfg.Registerer, s.cfg.AccountLabel, r)
 	if err != nil {
 		return nil, err
@@ -79,18 +81,17 @@ func (s *Server) checkReplay(ctx context.Context, req *twilioguardv1.VerifyWebho
 	if s.replay == nil || !resp.Valid {
 		return nil
 	}
-	s.replay.check(ctx, req, resp, func() string { return s.routes.Value(req.GetRoute()) })
+	s.replay.check(ctx, req, resp)
 	return nil
 }
 
-// check claims the webhook's key and sets the replay fields of resp. route
-// names the request's route label; it is called only for a duplicate.
+// check claims the webhook's key and sets the replay fields of resp.
 //
 // After a claim failed because the store did not answer (a timeout, an
 // unreachable database), one claim at a time asks the store whether it is
 // back, while the others answer UNAVAILABLE at once instead of each
 // waiting for the store's timeout.
-func (r *replayChecker) check(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest, resp *twilioguardv1.VerifyWebhookResponse, route func() string) {
+func (r *replayChecker) check(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest, resp *twilioguardv1.VerifyWebhookResponse) {
 	if r.state.Load() == replayDown {
 		if !r.probing.CompareAndSwap(false, true) {
 			r.unavailable(resp, causeBackoff)
@@ -113,7 +114,7 @@ func (r *replayChecker) check(ctx context.Context, req *twilioguardv1.VerifyWebh
 		return
 	}
 	resp.FirstSeenTime = timestamppb.New(first)
-	r.metrics.duplicate(route(), resp.AccountSid)
+	r.metrics.duplicate(r.routes.Value(req.GetRoute()), resp.AccountSid)
 }
 
 // failed answers UNAVAILABLE after a failed claim and, unless the caller
@@ -185,7 +186,6 @@ type replayMetrics struct {
 	dup           prometheus.Counter
 	unavailable   prometheus.Counter
 	byCause       map[string]prometheus.Counter // unavailable, by cause
-	checks        *prometheus.CounterVec
 	duplicates    *prometheus.CounterVec
 	claimDuration prometheus.Histogram
 	withAccount   bool
@@ -196,12 +196,15 @@ func newReplayMetrics(reg prometheus.Registerer, withAccount bool, r *replayChec
 	if withAccount {
 		labels = append(labels, "account")
 	}
+	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "twilioguard_replay_checks_total",
+		Help: "Duplicate checks of valid webhooks by result: first, duplicate, or unavailable (the duplicate flag is unknown).",
+	}, []string{"result"})
 	m := &replayMetrics{
 		withAccount: withAccount,
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "twilioguard_replay_checks_total",
-			Help: "Duplicate checks of valid webhooks by result: first, duplicate, or unavailable (the duplicate flag is unknown).",
-		}, []string{"result"}),
+		first:       checks.WithLabelValues("first"),
+		dup:         checks.WithLabelValues("duplicate"),
+		unavailable: checks.WithLabelValues("unavailable"),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twilioguard_replay_duplicates_total",
 			Help: "Valid webhooks verified before within the replay window, by route (and account).",
@@ -215,15 +218,13 @@ func newReplayMetrics(reg prometheus.Registerer, withAccount bool, r *replayChec
 	unavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "twilioguard_replay_unavailable_total",
 		Help: "Valid webhooks answered replayCheck UNAVAILABLE, by cause: full (memory record at its bound), " +
-			"timeout, error (store unreachable) or backoff (store down, another call is probing it).",
+			"timeout, error (store unreachable, or the call was cancelled) or backoff (store down, another call is probing it).",
 	}, []string{"cause"})
-	m.first, m.dup, m.unavailable = m.checks.WithLabelValues("first"), m.checks.WithLabelValues("duplicate"),
-		m.checks.WithLabelValues("unavailable")
 	m.byCause = map[string]prometheus.Counter{}
 	for _, c := range []string{causeFull, causeTimeout, causeError, causeBackoff} {
 		m.byCause[c] = unavailable.WithLabelValues(c)
 	}
-	for _, c := range []prometheus.Collector{m.checks, m.duplicates, m.claimDuration, unavailable,
+	for _, c := range []prometheus.Collector{checks, m.duplicates, m.claimDuration, unavailable,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "twilioguard_replay_store_up",
 			Help: "1 unless the last duplicate check failed because the replay store did not answer.",

@@ -69,13 +69,6 @@ type Config struct {
 	// ExtauthzAddr, when set, also serves Envoy's Check on a native gRPC
 	// listener.
 	ExtauthzAddr string
-	// Logger receives the process's logs; nil discards them.
-	Logger *slog.Logger
-	// Version is reported in the start-up log line.
-	Version string
-	// ShutdownTimeout bounds how long in-flight calls may take to finish
-	// when Run's context ends (default 30 s).
-	ShutdownTimeout time.Duration
 	// ReplayWindow is how long a verified webhook is remembered, so that a
 	// copy verified again is flagged as a duplicate; 0 turns duplicate
 	// detection off. With the PostgreSQL store the record is in the
@@ -88,6 +81,13 @@ type Config struct {
 	// ReplayTimeout bounds one duplicate check in PostgreSQL (default
 	// postgres.DefaultReplayTimeout); past it the answer says UNAVAILABLE.
 	ReplayTimeout time.Duration
+	// Logger receives the process's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported in the start-up log line.
+	Version string
+	// ShutdownTimeout bounds how long in-flight calls may take to finish
+	// when Run's context ends (default 30 s).
+	ShutdownTimeout time.Duration
 	// Server holds the verification settings (limits, resync interval,
 	// hints, metric labels). Its Store, AdminToken, Logger and Registerer
 	// are filled in by Open.
@@ -325,11 +325,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.srv.Run(runCtx) })
-	if a.keys.HasOldKeys() {
-		wg.Go(func() { a.reseal(runCtx) })
-	}
 	if a.replay != nil {
 		wg.Go(func() { a.replay.Run(runCtx) })
+	}
+	if a.keys.HasOldKeys() {
+		wg.Go(func() { a.reseal(runCtx) })
 	}
 
 	errc := make(chan error, 2)
