@@ -3,9 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"sync"
 	"testing"
@@ -46,7 +44,8 @@ func (v replayVerdict) String() string {
 // none).
 func (c *cluster) verifyCopy(ctx context.Context, r *testserver.Server, sid, token, body, tok string) (replayVerdict, error) {
 	params := url.Values{"AccountSid": {sid}, "Body": {body}}
-	code, out, err := c.post(ctx, r, "/twilioguard.v1.VerifierService/VerifyWebhook", map[string]any{
+	var v replayVerdict
+	err := c.verifyJSON(ctx, r, map[string]any{
 		"url": webhookURL,
 		"params": []map[string]string{
 			{"key": "AccountSid", "value": sid}, {"key": "Body", "value": body},
@@ -54,18 +53,8 @@ func (c *cluster) verifyCopy(ctx context.Context, r *testserver.Server, sid, tok
 		"signature":        signature.Sign(token, webhookURL, params),
 		"idempotencyToken": tok,
 		"route":            "sms",
-	})
-	if err != nil {
-		return replayVerdict{}, err
-	}
-	if code != http.StatusOK {
-		return replayVerdict{}, fmt.Errorf("VerifyWebhook: HTTP %d: %s", code, out)
-	}
-	var v replayVerdict
-	if err := json.Unmarshal(out, &v); err != nil {
-		return replayVerdict{}, fmt.Errorf("VerifyWebhook: %w: %s", err, out)
-	}
-	return v, nil
+	}, &v)
+	return v, err
 }
 
 // TestReplicasDuplicates sends 50 copies of a webhook at once, spread over
