@@ -23,19 +23,20 @@ var rules = map[string][]string{
 	"store/atrest":          {"store", "store/seal"},
 	"store/schema":          {},
 	"store/sqlite":          {"store", "store/seal", "store/atrest", "store/schema"},
-	"store/postgres":        {"store", "store/seal", "store/atrest", "store/schema"},
+	"store/postgres":        {"store", "store/seal", "store/atrest", "store/schema", "replay"},
 	"store/storetest":       {"store", "store/seal"},
 	"gen":                   {"gen"},
 	"internal/bound":        {},
+	"replay":                {},
 	"internal/connectguard": {},
 	"webhookreq":            {"gen", "signature", "internal/bound"},
 	"client":                {"gen"},
 	"middleware":            {"gen", "webhookreq", "internal/bound"},
-	"server":                {"gen", "signature", "store", "internal/bound", "internal/connectguard"},
+	"server":                {"gen", "signature", "store", "replay", "internal/bound", "internal/connectguard"},
 	"extauthz":              {"gen", "webhookreq", "internal/bound"},
 	"twilioapi":             {"gen", "signature", "store"},
 	"twilioapi/twiliotest":  {"gen", "signature"},
-	"internal/app": {"gen", "server", "extauthz", "twilioapi", "forwardauth", "store", "store/seal", "store/sqlite",
+	"internal/app": {"gen", "server", "extauthz", "twilioapi", "forwardauth", "replay", "store", "store/seal", "store/sqlite",
 		"store/postgres", "internal/connectguard", "internal/bound"},
 	"internal/testserver":   {},
 	"internal/verifiertest": {"gen", "signature"},
@@ -64,7 +65,7 @@ var testRules = map[string][]string{
 
 // stdlibOnly lists the packages that may import nothing outside the
 // standard library.
-var stdlibOnly = []string{"signature", "store", "store/seal", "internal/bound"}
+var stdlibOnly = []string{"signature", "store", "store/seal", "internal/bound", "replay"}
 
 type pkg struct {
 	ImportPath   string

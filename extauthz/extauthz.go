@@ -132,8 +132,9 @@ func NewServer(v Verifier, opts ...Option) (*Server, error) {
 }
 
 // Check answers one ext_authz check. Every verdict is a CheckResponse: OK with
-// the verified headers, or denied with 403 (bad signature), 400 (malformed
-// request) or 413 (partial body). On a route in shadow mode every request is
+// the verified headers (and [HeaderDuplicate] on a duplicate), or denied
+// with 403 (bad signature), 400 (malformed request), 413 (partial body) or
+// 409 (a duplicate on a route that rejects them). On a route in shadow mode every request is
 // allowed and the verdict is reported in [HeaderShadow]. Check returns a gRPC
 // status error only when it cannot decide (the verifier is unavailable, the
 // route's context extensions are wrong, Envoy sent no body), so that Envoy
@@ -169,7 +170,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		return nil, status.Error(code, "twilioguard: cannot verify the webhook")
 	}
 	forged := forgedHeaders(req.GetAttributes().GetRequest().GetHttp())
-	if v.result == resultValid && !r.shadow && len(forged) == 0 {
+	if v.result == resultValid && !v.duplicate && !r.shadow && len(forged) == 0 {
 		return s.validResponse(v), nil
 	}
 	resp := checkResponse(v)
@@ -235,7 +236,7 @@ func (s *Server) report(ctx context.Context, v verdict, t translation, err error
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("procedure", CheckProcedure),
 		slog.String("result", string(v.result)),
@@ -249,6 +250,9 @@ func (s *Server) report(ctx context.Context, v verdict, t translation, err error
 		if a.v != "" {
 			attrs = append(attrs, slog.String(a.k, bound.Text(a.v, bound.TextBytes)))
 		}
+	}
+	if v.duplicate {
+		attrs = append(attrs, slog.Bool("duplicate", true), slog.Time("first_seen", v.firstSeen))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", bound.Text(err.Error(), bound.TextBytes)))

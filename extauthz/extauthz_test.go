@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/twilioguard/twilioguard/extauthz"
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
@@ -103,6 +105,7 @@ func check(ext map[string]string) *authv3.CheckRequest {
 			Headers: map[string]string{
 				"content-type": "application/x-www-form-urlencoded", "content-length": "24",
 				"x-twilio-signature": "c2lnbmF0dXJl", "x-request-id": "rid-1",
+				"i-twilio-idempotency-token": "tok-1",
 			},
 			RawBody: []byte(formBody),
 		}},
@@ -129,6 +132,15 @@ func TestCheck(t *testing.T) {
 	shadow := map[string]string{"public_base_url": "https://hooks.example.com", "mode": "shadow"}
 	valid := &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123", Credential: "auth_token"}
 	mismatch := &twilioguardv1.VerifyWebhookResponse{AccountSid: "AC123", Reason: twilioguardv1.Reason_SIGNATURE_MISMATCH, Hint: "secret diagnosis"}
+	rejecting := map[string]string{"public_base_url": "https://hooks.example.com", "duplicates": "reject"}
+	shadowRejecting := map[string]string{"public_base_url": "https://hooks.example.com", "duplicates": "reject", "mode": "shadow"}
+	replayed := func(dup *bool, check twilioguardv1.ReplayCheck) *twilioguardv1.VerifyWebhookResponse {
+		return &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC123", Credential: "auth_token",
+			Duplicate: dup, ReplayCheck: check, FirstSeenTime: timestamppb.New(time.Unix(1e9, 0))}
+	}
+	yes, no := true, false
+	duplicate, first := replayed(&yes, twilioguardv1.ReplayCheck_CHECKED), replayed(&no, twilioguardv1.ReplayCheck_CHECKED)
+	unknown := replayed(nil, twilioguardv1.ReplayCheck_UNAVAILABLE)
 
 	tests := []struct {
 		name      string
@@ -147,6 +159,27 @@ func TestCheck(t *testing.T) {
 			wantHdr: map[string][]string{"x-twilioguard-verified": {"true"}, "x-twilio-account-sid": {"AC123"}},
 		},
 		{name: "bad signature", ext: route, resp: mismatch, wantAuthz: codes.PermissionDenied, wantHTTP: 403, wantCalls: 1},
+		{
+			name: "duplicate allowed and flagged", ext: route, resp: duplicate, wantAuthz: codes.OK, wantCalls: 1,
+			wantHdr: map[string][]string{"x-twilioguard-verified": {"true"}, "x-twilio-account-sid": {"AC123"}, "x-twilioguard-duplicate": {"true"}},
+		},
+		{name: "duplicate on a route that rejects them", ext: rejecting, resp: duplicate, wantAuthz: codes.AlreadyExists, wantHTTP: 409, wantCalls: 1},
+		{
+			name: "first copy on a route that rejects duplicates", ext: rejecting, resp: first, wantAuthz: codes.OK, wantCalls: 1,
+			wantHdr: map[string][]string{"x-twilioguard-verified": {"true"}, "x-twilioguard-duplicate": nil},
+		},
+		{
+			name: "duplicate unknown on a route that rejects duplicates", ext: rejecting, resp: unknown, wantAuthz: codes.OK, wantCalls: 1,
+			wantHdr: map[string][]string{"x-twilioguard-verified": {"true"}, "x-twilioguard-duplicate": nil},
+		},
+		{
+			name: "shadow: duplicate on a rejecting route allowed", ext: shadowRejecting, resp: duplicate, wantAuthz: codes.OK, wantCalls: 1,
+			wantHdr: map[string][]string{"x-twilioguard-shadow": {"duplicate"}, "x-twilioguard-verified": {"true"}, "x-twilioguard-duplicate": {"true"}},
+		},
+		{
+			name: "unknown duplicates setting", ext: map[string]string{"duplicates": "drop"}, resp: valid,
+			wantCode: codes.FailedPrecondition,
+		},
 		{
 			name: "verifier says malformed", ext: route,
 			err:       connect.NewError(connect.CodeInvalidArgument, errors.New("body is not a form")),
@@ -243,7 +276,7 @@ func TestCheckVerifyRequest(t *testing.T) {
 	}
 	want := []*twilioguardv1.VerifyWebhookRequest{{
 		Url: "https://hooks.example.com/twilio/sms?x=1", Body: []byte(formBody),
-		ContentType: "application/x-www-form-urlencoded", Signature: "c2lnbmF0dXJl",
+		ContentType: "application/x-www-form-urlencoded", Signature: "c2lnbmF0dXJl", IdempotencyToken: "tok-1",
 		AllowedAccounts: []string{"AC123", "sales"}, Route: "sms",
 	}}
 	if diff := cmp.Diff(want, fake.requests(), protocmp.Transform()); diff != "" {

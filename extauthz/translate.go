@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -39,10 +40,17 @@ const (
 	// ContextRoute is an optional label for logs, metrics and the
 	// VerifyWebhookRequest.route field.
 	ContextRoute = "route"
+	// ContextDuplicates is "allow" (the default) or "reject". A valid
+	// request the service reports as a duplicate (verified before within
+	// its replay window) goes upstream with [HeaderDuplicate] when allowed,
+	// and is denied with 409 when rejected. When the service cannot tell
+	// (its duplicate store is unreachable) the request is allowed.
+	ContextDuplicates = "duplicates"
 )
 
 // Headers set on (or removed from) requests sent upstream. Client-sent copies
-// of all three are always removed or overwritten.
+// of all four, and of any other x-twilioguard-* header, are always removed
+// or overwritten.
 const (
 	// HeaderAccountSID carries the SID of the account whose credential
 	// verified the request.
@@ -50,16 +58,24 @@ const (
 	// HeaderVerified is "true" on requests whose signature was verified.
 	HeaderVerified = "x-twilioguard-verified"
 	// HeaderShadow carries the verdict on routes in shadow mode: "valid",
-	// "invalid; reason=<REASON>", "malformed", "partial_body" or "error".
+	// "invalid; reason=<REASON>", "duplicate", "malformed", "partial_body"
+	// or "error".
 	HeaderShadow = "x-twilioguard-shadow"
+	// HeaderDuplicate is "true" on a valid request the service reports as
+	// verified before within its replay window.
+	HeaderDuplicate = "x-twilioguard-duplicate"
 )
 
 const (
 	modeEnforce = "enforce"
 	modeShadow  = "shadow"
 
+	duplicatesAllow  = "allow"
+	duplicatesReject = "reject"
+
 	headerSignature         = "x-twilio-signature"
 	headerSignatureSettings = "x-twilio-webhooks-signature-settings"
+	headerIdempotencyToken  = "i-twilio-idempotency-token"
 	headerContentType       = "content-type"
 	headerContentLength     = "content-length"
 	headerPartialBody       = "x-envoy-auth-partial-body"
@@ -72,6 +88,7 @@ type result string
 const (
 	resultValid       result = "valid"        // the signature verified
 	resultInvalid     result = "invalid"      // the verifier said no; see reason
+	resultDuplicate   result = "duplicate"    // valid, but a duplicate on a route that rejects them
 	resultMalformed   result = "malformed"    // the request cannot be a webhook (verifier InvalidArgument, no path...)
 	resultPartialBody result = "partial_body" // Envoy sent a truncated body
 	resultError       result = "error"        // the service could not decide
@@ -79,11 +96,12 @@ const (
 
 // route is the per-route configuration carried in context_extensions.
 type route struct {
-	baseURL  string   // public_base_url without a trailing slash; empty = from the request
-	accounts []string // twilio_accounts
-	shadow   bool     // mode: shadow
-	name     string   // route name, as configured (VerifyWebhookRequest.route)
-	label    string   // route name as a metric label (bounded)
+	baseURL          string   // public_base_url without a trailing slash; empty = from the request
+	accounts         []string // twilio_accounts
+	shadow           bool     // mode: shadow
+	rejectDuplicates bool     // duplicates: reject
+	name             string   // route name, as configured (VerifyWebhookRequest.route)
+	label            string   // route name as a metric label (bounded)
 }
 
 // mode returns the route's mode as a label value.
@@ -101,8 +119,8 @@ var errBodyNotSent = errors.New("request has a body but the check request carrie
 // routeKey is the raw context extensions of a route; has* say whether a key
 // was present (present and empty is an error).
 type routeKey struct {
-	baseURL, accounts, mode, name string
-	hasBaseURL, hasAccounts       bool
+	baseURL, accounts, mode, name, duplicates string
+	hasBaseURL, hasAccounts                   bool
 }
 
 // routeCache caches parsed routes. Context extensions normally come from
@@ -147,12 +165,14 @@ func (c *routeCache) parse(ext map[string]string) (route, error) {
 			k.mode = v
 		case ContextRoute:
 			k.name = v
+		case ContextDuplicates:
+			k.duplicates = v
 		default:
-			return route{}, fmt.Errorf("unknown context extension %q (known: %s, %s, %s, %s)",
-				bound.Text(name, bound.LabelBytes), ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute)
+			return route{}, fmt.Errorf("unknown context extension %q (known: %s, %s, %s, %s, %s)",
+				bound.Text(name, bound.LabelBytes), ContextPublicBaseURL, ContextAccounts, ContextMode, ContextRoute, ContextDuplicates)
 		}
 	}
-	cacheable := len(k.baseURL)+len(k.accounts)+len(k.mode)+len(k.name) <= maxCachedKey
+	cacheable := len(k.baseURL)+len(k.accounts)+len(k.mode)+len(k.name)+len(k.duplicates) <= maxCachedKey
 	if cacheable {
 		c.mu.RLock()
 		r, ok := c.m[k]
@@ -202,6 +222,14 @@ func (k routeKey) parse() (route, error) {
 		r.shadow = true
 	default:
 		return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextMode, k.mode, modeEnforce, modeShadow)
+	}
+	switch k.duplicates {
+	case "", duplicatesAllow:
+	case duplicatesReject:
+		r.rejectDuplicates = true
+	default:
+		return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextDuplicates,
+			bound.Text(k.duplicates, bound.LabelBytes), duplicatesAllow, duplicatesReject)
 	}
 	return r, nil
 }
@@ -317,6 +345,7 @@ func verifyRequest(check *authv3.CheckRequest, r route) (translation, result, er
 		ContentType:       header(headerContentType),
 		Signature:         header(headerSignature),
 		SignatureSettings: header(headerSignatureSettings),
+		IdempotencyToken:  header(headerIdempotencyToken),
 		AllowedAccounts:   r.accounts,
 		Route:             r.name,
 	}
@@ -329,11 +358,17 @@ type verdict struct {
 	reason     string // VerifyWebhookResponse.reason enum name, when invalid
 	hint       string // diagnosis for logs and dynamic metadata, never for the client
 	accountSID string // set when valid
+	duplicate  bool   // valid, and verified before within the replay window
+	firstSeen  time.Time
 	route      route
 }
 
 // allowed reports whether the request goes upstream.
 func (v verdict) allowed() bool { return v.result == resultValid || v.route.shadow }
+
+// verified reports whether the signature is genuine (the request may still
+// be a rejected duplicate).
+func (v verdict) verified() bool { return v.result == resultValid || v.result == resultDuplicate }
 
 // shadowValue is the HeaderShadow value for v.
 func (v verdict) shadowValue() string {
@@ -346,7 +381,14 @@ func (v verdict) shadowValue() string {
 // fromVerifyResponse turns a verifier's answer into a verdict.
 func fromVerifyResponse(r route, resp *twilioguardv1.VerifyWebhookResponse) verdict {
 	if resp.GetValid() {
-		return verdict{result: resultValid, accountSID: resp.GetAccountSid(), route: r}
+		v := verdict{result: resultValid, accountSID: resp.GetAccountSid(), duplicate: resp.GetDuplicate(), route: r}
+		if v.duplicate {
+			v.firstSeen = resp.GetFirstSeenTime().AsTime()
+			if r.rejectDuplicates {
+				v.result = resultDuplicate
+			}
+		}
+		return v
 	}
 	reason := resp.GetReason()
 	if reason == twilioguardv1.Reason_REASON_UNSPECIFIED {
@@ -362,19 +404,22 @@ func denyStatus(res result) (typev3.StatusCode, codes.Code, string) {
 		return typev3.StatusCode_BadRequest, codes.InvalidArgument, "Bad Request\n"
 	case resultPartialBody:
 		return typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "Payload Too Large\n"
+	case resultDuplicate:
+		return typev3.StatusCode_Conflict, codes.AlreadyExists, "Conflict\n"
 	default:
 		return typev3.StatusCode_Forbidden, codes.PermissionDenied, "Forbidden\n"
 	}
 }
 
-// forgedHeaders returns the request headers a client may have sent to look
-// verified in a spelling Envoy does not match to the injected ones (an
-// underscore for a dash: x_twilioguard_verified), for removal. The exact
-// spellings are always removed or overwritten by the answer itself.
+// forgedHeaders returns, for removal, the request headers a client may
+// have sent to look verified that an answer does not set or remove anyway:
+// other x-twilioguard-* names (x-twilioguard-reason), and spellings Envoy
+// does not match to the injected ones (an underscore for a dash:
+// x_twilioguard_verified).
 func forgedHeaders(h *authv3.AttributeContext_HttpRequest) []string {
 	var out []string
 	check := func(name string) {
-		if strings.Contains(name, "_") && webhookreq.IsInjected(name) && !slices.Contains(out, name) {
+		if webhookreq.IsInjected(name) && !slices.Contains(injected[:], name) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
@@ -395,17 +440,35 @@ func setHeader(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+// injected are the headers an allowed request's answer sets or removes:
+// each is always one or the other, so no client-sent copy goes upstream.
+var injected = [...]string{HeaderVerified, HeaderAccountSID, HeaderShadow, HeaderDuplicate}
+
+// Bits of a set of injected headers, in the order of injected.
+const (
+	setsVerified = 1 << iota
+	setsAccount
+	setsShadow
+	setsDuplicate
+)
+
 // Parts of responses that never change, shared by all responses (marshalling
 // only reads them).
 var (
 	verifiedTrue    = setHeader(HeaderVerified, "true")
+	duplicateTrue   = setHeader(HeaderDuplicate, "true")
 	denyContentType = []*corev3.HeaderValueOption{setHeader("content-type", "text/plain; charset=utf-8")}
-	// toRemove[shadow][i] lists the headers to strip when the verdict set
-	// i = 0: both verified headers, 1: only HeaderVerified, 2: neither.
-	toRemove = [2][3][]string{
-		{{HeaderShadow}, {HeaderAccountSID, HeaderShadow}, {HeaderVerified, HeaderAccountSID, HeaderShadow}},
-		{nil, {HeaderAccountSID}, {HeaderVerified, HeaderAccountSID}},
-	}
+	// removals[set] lists the injected headers not in set, to strip.
+	removals = func() (r [1 << len(injected)][]string) {
+		for set := range r {
+			for i, h := range injected {
+				if set&(1<<i) == 0 {
+					r[set] = append(r[set], h)
+				}
+			}
+		}
+		return r
+	}()
 )
 
 // metadata returns the dynamic metadata Envoy stores for its access log
@@ -453,19 +516,21 @@ func checkResponse(v verdict) *authv3.CheckResponse {
 		}
 	}
 
-	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, 3)}
-	set := 2
-	if v.result == resultValid {
-		ok.Headers, set = append(ok.Headers, verifiedTrue), 1
+	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, len(injected))}
+	set := 0
+	if v.verified() {
+		ok.Headers, set = append(ok.Headers, verifiedTrue), set|setsVerified
 		if v.accountSID != "" {
-			ok.Headers, set = append(ok.Headers, setHeader(HeaderAccountSID, v.accountSID)), 0
+			ok.Headers, set = append(ok.Headers, setHeader(HeaderAccountSID, v.accountSID)), set|setsAccount
 		}
 	}
-	shadow := 0
 	if v.route.shadow {
-		ok.Headers, shadow = append(ok.Headers, setHeader(HeaderShadow, v.shadowValue())), 1
+		ok.Headers, set = append(ok.Headers, setHeader(HeaderShadow, v.shadowValue())), set|setsShadow
 	}
-	ok.HeadersToRemove = toRemove[shadow][set]
+	if v.duplicate {
+		ok.Headers, set = append(ok.Headers, duplicateTrue), set|setsDuplicate
+	}
+	ok.HeadersToRemove = removals[set]
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},

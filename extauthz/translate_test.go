@@ -1,8 +1,10 @@
 package extauthz
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 )
@@ -39,6 +42,9 @@ func TestParseRoute(t *testing.T) {
 		{name: "prefix and port", ext: map[string]string{"public_base_url": "http://h.example:8443/app"}, want: route{baseURL: "http://h.example:8443/app"}},
 		{name: "ipv6 host", ext: map[string]string{"public_base_url": "https://[::1]:8443"}, want: route{baseURL: "https://[::1]:8443"}},
 		{name: "enforce", ext: map[string]string{"mode": "enforce"}, want: route{}},
+		{name: "duplicates allowed", ext: map[string]string{"duplicates": "allow"}, want: route{}},
+		{name: "duplicates rejected", ext: map[string]string{"duplicates": "reject"}, want: route{rejectDuplicates: true}},
+		{name: "unknown duplicates setting", ext: map[string]string{"duplicates": "Reject"}, wantErr: `duplicates: "Reject" is neither`},
 		{name: "empty mode", ext: map[string]string{"mode": ""}, want: route{}},
 		{name: "unknown mode", ext: map[string]string{"mode": "Shadow"}, wantErr: `"Shadow" is neither`},
 		{name: "misspelled key", ext: map[string]string{"twilio_account": "AC1"}, wantErr: `unknown context extension "twilio_account"`},
@@ -161,6 +167,14 @@ func TestVerifyRequest(t *testing.T) {
 			wantPath: "/twilio/json",
 		},
 		{
+			name:  "idempotency token",
+			http:  func(h *authv3.AttributeContext_HttpRequest) { h.Headers["i-twilio-idempotency-token"] = "tok-1" },
+			route: route{baseURL: "https://h.example"},
+			want: &twilioguardv1.VerifyWebhookRequest{Url: "https://h.example/twilio/sms?x=1", Body: form,
+				ContentType: "application/x-www-form-urlencoded", Signature: "c2ln", IdempotencyToken: "tok-1"},
+			wantPath: "/twilio/sms",
+		},
+		{
 			name: "get without body",
 			http: func(h *authv3.AttributeContext_HttpRequest) {
 				h.Method, h.RawBody = "GET", nil
@@ -269,10 +283,16 @@ func TestVerifyRequest(t *testing.T) {
 func TestFromVerifyResponse(t *testing.T) {
 	t.Parallel()
 	r := route{name: "sms"}
+	rejecting := route{name: "sms", rejectDuplicates: true}
+	seen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	yes := true
+	duplicate := &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC1", Duplicate: &yes,
+		FirstSeenTime: timestamppb.New(seen), ReplayCheck: twilioguardv1.ReplayCheck_CHECKED}
 	tests := []struct {
-		name string
-		resp *twilioguardv1.VerifyWebhookResponse
-		want verdict
+		name  string
+		route route // when it rejects duplicates; else r
+		resp  *twilioguardv1.VerifyWebhookResponse
+		want  verdict
 	}{
 		{
 			name: "valid",
@@ -294,11 +314,38 @@ func TestFromVerifyResponse(t *testing.T) {
 			resp: &twilioguardv1.VerifyWebhookResponse{AccountSid: "AC2", Reason: twilioguardv1.Reason_ACCOUNT_NOT_ALLOWED},
 			want: verdict{result: resultInvalid, reason: "ACCOUNT_NOT_ALLOWED", accountSID: "AC2", route: r},
 		},
+		{
+			name: "duplicate",
+			resp: duplicate,
+			want: verdict{result: resultValid, accountSID: "AC1", duplicate: true, firstSeen: seen, route: r},
+		},
+		{
+			name:  "duplicate on a route that rejects them",
+			route: rejecting,
+			resp:  duplicate,
+			want:  verdict{result: resultDuplicate, accountSID: "AC1", duplicate: true, firstSeen: seen, route: rejecting},
+		},
+		{
+			name:  "first copy on a route that rejects duplicates",
+			route: rejecting,
+			resp:  &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC1", Duplicate: new(bool), ReplayCheck: twilioguardv1.ReplayCheck_CHECKED},
+			want:  verdict{result: resultValid, accountSID: "AC1", route: rejecting},
+		},
+		{
+			name:  "duplicate unknown on a route that rejects duplicates",
+			route: rejecting,
+			resp:  &twilioguardv1.VerifyWebhookResponse{Valid: true, AccountSid: "AC1", ReplayCheck: twilioguardv1.ReplayCheck_UNAVAILABLE},
+			want:  verdict{result: resultValid, accountSID: "AC1", route: rejecting},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := fromVerifyResponse(r, tt.resp)
+			rt := r
+			if tt.route.rejectDuplicates {
+				rt = tt.route
+			}
+			got := fromVerifyResponse(rt, tt.resp)
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(verdict{}, route{})); diff != "" {
 				t.Errorf("fromVerifyResponse() mismatch (-want +got):\n%s", diff)
 			}
@@ -351,15 +398,37 @@ func TestCheckResponse(t *testing.T) {
 			v:    verdict{result: resultValid, accountSID: "AC1", route: enforce},
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1")},
+				HeadersToRemove: []string{"x-twilioguard-shadow", "x-twilioguard-duplicate"},
+			}, nil),
+		},
+		{
+			name: "valid duplicate",
+			v:    verdict{result: resultValid, accountSID: "AC1", duplicate: true, route: enforce},
+			want: allow(&authv3.OkHttpResponse{
+				Headers: []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1"),
+					set("x-twilioguard-duplicate", "true")},
 				HeadersToRemove: []string{"x-twilioguard-shadow"},
 			}, nil),
+		},
+		{
+			name: "duplicate on a route that rejects them: 409",
+			v:    verdict{result: resultDuplicate, accountSID: "AC1", duplicate: true, route: route{rejectDuplicates: true}},
+			want: deny(codes.AlreadyExists, typev3.StatusCode_Conflict, "Conflict\n", meta("result", "duplicate", "account_sid", "AC1")),
+		},
+		{
+			name: "shadow duplicate on a route that rejects them",
+			v:    verdict{result: resultDuplicate, accountSID: "AC1", duplicate: true, route: route{rejectDuplicates: true, shadow: true}},
+			want: allow(&authv3.OkHttpResponse{
+				Headers: []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1"),
+					set("x-twilioguard-shadow", "duplicate"), set("x-twilioguard-duplicate", "true")},
+			}, meta("result", "duplicate", "mode", "shadow", "account_sid", "AC1")),
 		},
 		{
 			name: "valid without account sid",
 			v:    verdict{result: resultValid, route: route{}},
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true")},
-				HeadersToRemove: []string{"x-twilio-account-sid", "x-twilioguard-shadow"},
+				HeadersToRemove: []string{"x-twilio-account-sid", "x-twilioguard-shadow", "x-twilioguard-duplicate"},
 			}, nil),
 		},
 		{
@@ -382,7 +451,8 @@ func TestCheckResponse(t *testing.T) {
 			name: "shadow valid",
 			v:    verdict{result: resultValid, accountSID: "AC1", route: shadow},
 			want: allow(&authv3.OkHttpResponse{
-				Headers: []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1"), set("x-twilioguard-shadow", "valid")},
+				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-verified", "true"), set("x-twilio-account-sid", "AC1"), set("x-twilioguard-shadow", "valid")},
+				HeadersToRemove: []string{"x-twilioguard-duplicate"},
 			}, nil),
 		},
 		{
@@ -390,7 +460,7 @@ func TestCheckResponse(t *testing.T) {
 			v:    verdict{result: resultInvalid, reason: "SIGNATURE_MISMATCH", hint: "h", route: shadow},
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-shadow", "invalid; reason=SIGNATURE_MISMATCH")},
-				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid"},
+				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid", "x-twilioguard-duplicate"},
 			}, meta("result", "invalid", "mode", "shadow", "reason", "SIGNATURE_MISMATCH", "hint", "h")),
 		},
 		{
@@ -398,7 +468,7 @@ func TestCheckResponse(t *testing.T) {
 			v:    verdict{result: resultError, route: shadow},
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-shadow", "error")},
-				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid"},
+				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid", "x-twilioguard-duplicate"},
 			}, meta("result", "error", "mode", "shadow")),
 		},
 		{
@@ -406,7 +476,7 @@ func TestCheckResponse(t *testing.T) {
 			v:    verdict{result: resultPartialBody, route: shadow},
 			want: allow(&authv3.OkHttpResponse{
 				Headers:         []*corev3.HeaderValueOption{set("x-twilioguard-shadow", "partial_body")},
-				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid"},
+				HeadersToRemove: []string{"x-twilioguard-verified", "x-twilio-account-sid", "x-twilioguard-duplicate"},
 			}, meta("result", "partial_body", "mode", "shadow")),
 		},
 	}
@@ -418,5 +488,21 @@ func TestCheckResponse(t *testing.T) {
 				t.Errorf("checkResponse(%+v) mismatch (-want +got):\n%s", tt.v, diff)
 			}
 		})
+	}
+}
+
+func TestForgedHeaders(t *testing.T) {
+	t.Parallel()
+	h := formPost()
+	for _, name := range []string{"x-twilioguard-verified", "x-twilioguard-duplicate", "x-twilio-account-sid", // set or removed anyway
+		"x-twilioguard-reason", "x_twilioguard_duplicate", "x-twilioguard_shadow"} {
+		h.Headers[name] = "true"
+	}
+	h.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "X-Twilioguard-Anything", Value: "1"}, {Key: "X-Other", Value: "1"}}}
+	got := forgedHeaders(h)
+	slices.Sort(got)
+	want := []string{"x-twilioguard-anything", "x-twilioguard-reason", "x-twilioguard_shadow", "x_twilioguard_duplicate"}
+	if !slices.Equal(got, want) {
+		t.Errorf("forgedHeaders() = %q; want %q", got, want)
 	}
 }

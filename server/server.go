@@ -96,8 +96,13 @@ type Config struct {
 	// (default 24 h).
 	DefaultGrace time.Duration
 	// AccountLabel adds the account SID as a label to the verification
-	// counter. Leave it off with very many accounts.
+	// and duplicate counters. Leave it off with very many accounts.
 	AccountLabel bool
+	// Replay records verified webhooks so that a copy verified again
+	// within its window is flagged as a duplicate
+	// (VerifyWebhookResponse.duplicate). Nil turns duplicate detection
+	// off: replay_check stays unset.
+	Replay ReplayStore
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -114,6 +119,8 @@ type Server struct {
 	hintBytes *budget       // bytes hashed by diagnoses per second
 	routes    *bound.Labels // route names as metric labels
 	loadMu    sync.Mutex    // one full load at a time
+
+	replay *replayChecker // nil when duplicate detection is off
 }
 
 var (
@@ -166,6 +173,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.replay, err = newReplayChecker(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

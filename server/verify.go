@@ -44,6 +44,9 @@ const maxSignatureBytes = 512
 func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1.VerifyWebhookResponse, error) {
 	start := time.Now()
 	resp, err := s.verify(req)
+	if err == nil {
+		err = s.checkReplay(ctx, req, resp)
+	}
 	elapsed := time.Since(start)
 	route := s.routes.Value(req.GetRoute())
 	if err != nil {
@@ -78,6 +81,7 @@ func (s *Server) VerifyWebhook(ctx context.Context, req *twilioguardv1.VerifyWeb
 	if resp.Hint != "" {
 		attrs = append(attrs, slog.String("hint", resp.Hint))
 	}
+	attrs = replayAttrs(attrs, resp)
 	s.log.LogAttrs(ctx, level, msg, attrs...)
 	return resp, nil
 }

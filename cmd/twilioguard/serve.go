@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/twilioguard/twilioguard/internal/app"
+	"github.com/twilioguard/twilioguard/replay"
 	"github.com/twilioguard/twilioguard/server"
+	"github.com/twilioguard/twilioguard/store/postgres"
 )
 
 // serve runs the service until ctx ends.
@@ -35,6 +37,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	fs.IntVar(&c.Server.MaxParams, "max-params", server.DefaultMaxParams, "most form fields accepted")
 	fs.IntVar(&c.Server.MaxURLBytes, "max-url-bytes", server.DefaultMaxURLBytes, "longest URL accepted")
 	fs.DurationVar(&c.Server.ResyncInterval, "resync-interval", server.DefaultResyncInterval, "how often the account cache is fully reloaded from the store")
+	fs.DurationVar(&c.ReplayWindow, "replay-window", replay.DefaultWindow, "how long a verified webhook is remembered to flag copies as duplicates, shared by the replicas on PostgreSQL, in memory otherwise (0: no duplicate detection)")
+	fs.IntVar(&c.ReplayMaxEntries, "replay-max-entries", replay.DefaultMaxEntries, "most webhooks remembered in memory (without PostgreSQL), about 80 bytes each; when full, new webhooks answer replayCheck UNAVAILABLE until older ones expire")
+	fs.DurationVar(&c.ReplayTimeout, "replay-timeout", postgres.DefaultReplayTimeout, "deadline of one duplicate check in PostgreSQL; past it the webhook is still verified, with replayCheck UNAVAILABLE")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "how long in-flight calls may take to finish on SIGTERM")
 	fs.BoolVar(&c.Server.AccountLabel, "metrics-account-label", true, "label verification metrics with the account SID (turn off with very many accounts)")
 	fs.IntVar(&c.Server.MaxHintsPerSecond, "max-hints-per-second", server.DefaultMaxHintsPerSecond, "near-miss diagnoses computed per second at most (negative: none)")

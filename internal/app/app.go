@@ -28,6 +28,7 @@ import (
 
 	"github.com/twilioguard/twilioguard/extauthz"
 	"github.com/twilioguard/twilioguard/forwardauth"
+	"github.com/twilioguard/twilioguard/replay"
 	"github.com/twilioguard/twilioguard/server"
 	"github.com/twilioguard/twilioguard/store"
 	"github.com/twilioguard/twilioguard/store/postgres"
@@ -70,6 +71,18 @@ type Config struct {
 	// ExtauthzAddr, when set, also serves Envoy's Check on a native gRPC
 	// listener.
 	ExtauthzAddr string
+	// ReplayWindow is how long a verified webhook is remembered, so that a
+	// copy verified again is flagged as a duplicate; 0 turns duplicate
+	// detection off. With the PostgreSQL store the record is in the
+	// database, shared by every replica; otherwise it is in memory.
+	ReplayWindow time.Duration
+	// ReplayMaxEntries bounds the in-memory record (default
+	// replay.DefaultMaxEntries). When it is full, new webhooks answer
+	// replayCheck UNAVAILABLE until older ones expire.
+	ReplayMaxEntries int
+	// ReplayTimeout bounds one duplicate check in PostgreSQL (default
+	// postgres.DefaultReplayTimeout); past it the answer says UNAVAILABLE.
+	ReplayTimeout time.Duration
 	// Logger receives the process's logs; nil discards them.
 	Logger *slog.Logger
 	// Version is reported in the start-up log line.
@@ -94,6 +107,7 @@ type App struct {
 	log      *slog.Logger
 	store    closingStore
 	keys     *seal.Keyring
+	replay   replayRecord // nil when duplicate detection is off
 	srv      *server.Server
 	ext      *extauthz.Server
 	fwd      *forwardauth.Handler
@@ -106,6 +120,13 @@ type App struct {
 	sync     *twilioapi.Syncer
 	closeOne sync.Once
 	closeErr error
+}
+
+// replayRecord is the record of verified webhooks the server claims in,
+// whose expiry the App runs.
+type replayRecord interface {
+	server.ReplayStore
+	Run(ctx context.Context)
 }
 
 // closingStore is the store the server reads, which the App closes.
@@ -125,6 +146,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("TLS needs both --tls-cert-file and --tls-key-file")
+	}
+	if cfg.ReplayWindow < 0 || cfg.ReplayMaxEntries < 0 || cfg.ReplayTimeout < 0 {
+		return nil, errors.New("--replay-window, --replay-max-entries and --replay-timeout must not be negative")
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
 	if a.log == nil {
@@ -154,6 +178,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	scfg := cfg.Server
 	scfg.Store, scfg.AdminToken, scfg.Logger, scfg.Registerer = a.store, store.Secret(adminToken), a.log, a.reg
+	if a.replay = a.openReplay(); a.replay != nil {
+		scfg.Replay = a.replay
+	}
 	if a.srv, err = server.New(scfg); err != nil {
 		return nil, err
 	}
@@ -221,6 +248,31 @@ func (a *App) openStore(ctx context.Context) error {
 		return nil
 	}
 	return errors.New("--store: want empty (SQLite in --data-dir), sqlite:///path/file.db or postgres://…")
+}
+
+// openReplay returns the record of verified webhooks: in the PostgreSQL
+// store's database, shared by every replica, or in memory; nil when
+// duplicate detection is off.
+func (a *App) openReplay() replayRecord {
+	w := a.cfg.ReplayWindow
+	if w == 0 {
+		return nil
+	}
+	if pg, ok := a.store.(*postgres.Store); ok {
+		return pg.Replay(postgres.ReplayConfig{Window: w, Timeout: a.cfg.ReplayTimeout})
+	}
+	mem := replay.NewMemory(replay.MemoryConfig{Window: w, MaxEntries: a.cfg.ReplayMaxEntries})
+	a.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "twilioguard_replay_memory_entries",
+			Help: "Verified webhooks held in the in-memory replay record.",
+		}, func() float64 { return float64(mem.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "twilioguard_replay_memory_capacity",
+			Help: "Most verified webhooks the in-memory replay record holds (--replay-max-entries).",
+		}, func() float64 { return float64(mem.Cap()) }),
+	)
+	return mem
 }
 
 // checkKey compares the key ids the stored secrets name with the keyring:
@@ -297,6 +349,9 @@ func (a *App) Run(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.srv.Run(runCtx) })
+	if a.replay != nil {
+		wg.Go(func() { a.replay.Run(runCtx) })
+	}
 	if a.keys.HasOldKeys() {
 		wg.Go(func() { a.reseal(runCtx) })
 	}
@@ -325,7 +380,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("serving Envoy ext_authz over native gRPC", "addr", a.ExtauthzAddr())
 	}
 	a.log.Info("twilioguard serving", "addr", a.Addr(), "version", a.cfg.Version,
-		"tls", a.cfg.TLSCertFile != "", "store", storeKind(a.cfg.Store), "data_dir", a.cfg.DataDir)
+		"tls", a.cfg.TLSCertFile != "", "store", storeKind(a.cfg.Store), "data_dir", a.cfg.DataDir,
+		"replay_window", a.cfg.ReplayWindow)
 
 	var runErr error
 	select {

@@ -124,23 +124,30 @@ func (c *cluster) verify(ctx context.Context, r *testserver.Server, sid, token s
 			params = append(params, map[string]string{"key": k, "value": v})
 		}
 	}
-	code, out, err := c.post(ctx, r, "/twilioguard.v1.VerifierService/VerifyWebhook", map[string]any{
+	var v verdict
+	err := c.verifyJSON(ctx, r, map[string]any{
 		"url":       webhookURL,
 		"params":    params,
 		"signature": signature.Sign(token, webhookURL, webhookParams),
 		"account":   sid,
-	})
+	}, &v)
+	return v, err
+}
+
+// verifyJSON sends the VerifyWebhook request req (Connect JSON) to replica
+// r and decodes the answer into out.
+func (c *cluster) verifyJSON(ctx context.Context, r *testserver.Server, req map[string]any, out any) error {
+	code, body, err := c.post(ctx, r, "/twilioguard.v1.VerifierService/VerifyWebhook", req)
 	if err != nil {
-		return verdict{}, err
+		return err
 	}
 	if code != http.StatusOK {
-		return verdict{}, fmt.Errorf("VerifyWebhook: HTTP %d: %s", code, out)
+		return fmt.Errorf("VerifyWebhook: HTTP %d: %s", code, body)
 	}
-	var v verdict
-	if err := json.Unmarshal(out, &v); err != nil {
-		return verdict{}, fmt.Errorf("VerifyWebhook: %w: %s", err, out)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("VerifyWebhook: %w: %s", err, body)
 	}
-	return v, nil
+	return nil
 }
 
 // awaitValid polls replica r until a webhook signed with token verifies for
