@@ -60,7 +60,13 @@ func BenchmarkDefaultConfig(b *testing.B) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	defer func() { stop(); <-done; _ = a.Close() }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+		_ = a.Close()
+	}()
 	base := "http://" + a.Addr()
 	c, err := client.New(base, client.WithAdminToken(adminToken))
 	if err != nil {
@@ -206,7 +212,9 @@ func benchRequests() (*authv3.CheckRequest, *twilioguardv1.VerifyWebhookRequest)
 }
 
 // allowAll is a grpc-go Check server that does no work: the floor.
-type allowAll struct{ authv3.UnimplementedAuthorizationServer }
+type allowAll struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &rpcstatus.Status{},

@@ -134,7 +134,13 @@ func BenchmarkVerifyReplay(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- a.Run(ctx) }()
-			b.Cleanup(func() { cancel(); <-done; a.Close() })
+			b.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+				_ = a.Close()
+			})
 			waitReady(b, "http://"+a.Addr())
 			c := putTestAccount(b, "http://"+a.Addr())
 			benchVerify(b, c, mode.name != "off")
