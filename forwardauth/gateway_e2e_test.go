@@ -25,7 +25,9 @@ import (
 
 func startService(t *testing.T) (*testserver.Server, *gatewaytest.App) {
 	t.Helper()
-	tg := testserver.Start(t, testserver.Options{})
+	// Duplicate detection is off: these tests send one signed webhook several
+	// times to check what each gateway does with it.
+	tg := testserver.Start(t, testserver.Options{Args: []string{"--replay-window", "0"}})
 	tg.PutAccount(t, testSID, testToken)
 	return tg, gatewaytest.StartApp(t, false)
 }

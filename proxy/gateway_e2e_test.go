@@ -36,10 +36,11 @@ type rig struct {
 }
 
 // startService starts twilioguard serve with the test account and the
-// application.
+// application. Duplicate detection is off: these tests send one signed
+// webhook several times to check what each gateway does with it.
 func startService(t *testing.T, args ...string) (*testserver.Server, *gatewaytest.App) {
 	t.Helper()
-	tg := testserver.Start(t, testserver.Options{Args: args})
+	tg := testserver.Start(t, testserver.Options{Args: append([]string{"--replay-window", "0"}, args...)})
 	tg.PutAccount(t, testSID, testToken)
 	return tg, startUpstream(t, false)
 }

@@ -37,7 +37,8 @@ def test_valid_params(client: twilioguard.Client, account: Account) -> None:
     p = params(account)
     verdict = client.verify_webhook(url=URL, params=p, signature=twilioguard.sign(account.token, URL, p))
     want = twilioguard.Verdict(
-        valid=True, account_sid=account.sid, credential="auth_token", matched_url=URL, algorithm="HMAC_SHA1"
+        valid=True, account_sid=account.sid, credential="auth_token", matched_url=URL, algorithm="HMAC_SHA1",
+        duplicate=False, replay_check="CHECKED",
     )
     if verdict != want:
         pytest.fail(f"verdict = {verdict}, want {want}")

@@ -175,7 +175,7 @@ def test_shadow_mode(service: FakeService, path: str, caplog: pytest.LogCaptureF
     [
         ({"valid": True, "duplicate": True, "replayCheck": "CHECKED"}, 409),
         ({"valid": True, "duplicate": False, "replayCheck": "CHECKED"}, 200),
-        ({"valid": True, "replayCheck": "UNAVAILABLE"}, 503),
+        ({"valid": True, "replayCheck": "UNAVAILABLE"}, 200),
     ],
 )
 def test_duplicates_rejected(service: FakeService, path: str, verdict: dict[str, Any], want: int) -> None:

@@ -167,7 +167,7 @@ def test_shadow_mode(service: FakeService) -> None:
     [
         ({"valid": True, "duplicate": True, "replayCheck": "CHECKED", "firstSeenTime": "2026-01-01T00:00:00Z"}, 409),
         ({"valid": True, "duplicate": False, "replayCheck": "CHECKED"}, 200),
-        ({"valid": True, "replayCheck": "UNAVAILABLE"}, 503),
+        ({"valid": True, "replayCheck": "UNAVAILABLE"}, 200),
     ],
 )
 def test_duplicates_rejected(service: FakeService, verdict: dict[str, Any], want: int) -> None:
