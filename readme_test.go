@@ -100,6 +100,7 @@ func TestReadmeCommands(t *testing.T) {
 		"<Message>",                           // the signed request reached the example app
 		"\n403\n",                             // the unsigned one did not
 		`"credential":"auth_token"`,           // curl with the raw body
+		`"duplicate":true`,                    // the quick start verified this webhook before
 		`"reason":"SIGNATURE_MISMATCH"`,       // curl with the http:// URL
 		"signature matches the https:// form", // and its hint
 		`"previousAuthTokenFingerprint"`,      // accounts rotate
