@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Sizes of the stack buffers that keep a typical verification free of heap
@@ -21,11 +22,26 @@ const (
 	maxState    = 108  // a marshaled SHA-256 state; SHA-1's is shorter
 )
 
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// getScratch returns working memory for one call; give it back with
+// putScratch.
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// putScratch wipes the key material of s (HMAC pads derived from secrets)
+// and returns it to the pool. Parameters left in s are not secret.
+func putScratch(s *scratch) {
+	clear(s.keyList[:])
+	scratchPool.Put(s)
+}
+
 // kv is one form parameter.
 type kv struct{ k, v string }
 
-// scratch is the working memory of one verification. It is meant to live on
-// the caller's stack.
+// scratch is the working memory of one verification, about 8 KiB. It comes
+// from a pool ([getScratch]) rather than the caller's stack: a server runs
+// each request on a new goroutine, whose small stack would otherwise be
+// grown (copied) on every call.
 type scratch struct {
 	pairs    [stackPairs]kv
 	order    [stackPairs]uint64

@@ -155,7 +155,8 @@ func SignWith(alg Algorithm, secret, rawURL string, params url.Values) string {
 	if alg.macLen() == 0 {
 		return ""
 	}
-	var s scratch
+	s := getScratch()
+	defer putScratch(s)
 	pairs := s.collect(params)
 	m := s.message(pairs, len(rawURL))
 	var k key
@@ -217,7 +218,8 @@ func BodySHA256(body []byte) string {
 // Match URL of a variant other than the URL as received; a form body costs
 // one allocation (its decoded fields).
 func Check(req *Request, creds []Credential) (Match, error) {
-	var s scratch
+	s := getScratch()
+	defer putScratch(s)
 	return s.check(req, creds)
 }
 
