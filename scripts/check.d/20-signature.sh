@@ -2,7 +2,8 @@
 # Package signature, beyond `go test`: regenerates the conformance vectors with
 # the real twilio-node and twilio-python signers and fails on any drift from
 # the committed signature/testdata/vectors.json, then fuzzes the form parser,
-# the URL variant builder, the settings header parser and Check (under 2 min).
+# the URL variant builder, the settings header parser, Check, AccountSids and
+# Sign (under 3 min).
 set -euo pipefail
 cd "$ROOT"
 
@@ -24,6 +25,6 @@ else
   echo "SKIP signature vector regeneration: SDK signers not installed (source scripts/setup.d/10-sdk-signers.sh with TG_CACHE set)"
 fi
 
-for target in FuzzParseForm:30s FuzzURLVariants:30s FuzzParseSettings:30s FuzzCheck:20s; do
+for target in FuzzParseForm:30s FuzzURLVariants:30s FuzzParseSettings:30s FuzzCheck:20s FuzzAccountSids:20s FuzzSign:15s; do
   go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "${target##*:}" ./signature
 done
