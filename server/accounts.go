@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
+	"github.com/twilioguard/twilioguard/internal/bound"
 	"github.com/twilioguard/twilioguard/store"
 )
 
@@ -52,7 +53,7 @@ func (s *Server) PutAccount(ctx context.Context, req *twilioguardv1.PutAccountRe
 		return nil, invalid("account is required")
 	}
 	if !sidPattern.MatchString(in.Sid) {
-		return nil, invalid("account.sid %q: must be AC followed by 32 lowercase hex digits", truncate(in.Sid, 40))
+		return nil, invalid("account.sid %q: must be AC followed by 32 lowercase hex digits", bound.Text(in.Sid, 40))
 	}
 	if in.Version < 0 {
 		return nil, invalid("account.version must not be negative")
@@ -265,7 +266,7 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 	seen := map[string]bool{}
 	for _, al := range in.Aliases {
 		if !aliasPattern.MatchString(al) || sidPattern.MatchString(al) {
-			return nil, fmt.Errorf("account.aliases: %q must be 1-64 letters, digits, '.', '_' or '-' and not look like a SID", truncate(al, 70))
+			return nil, fmt.Errorf("account.aliases: %q must be 1-64 letters, digits, '.', '_' or '-' and not look like a SID", bound.Text(al, 70))
 		}
 		if seen[al] {
 			return nil, fmt.Errorf("account.aliases: %q given twice", al)
@@ -349,7 +350,7 @@ func (s *Server) accountFromProto(req *twilioguardv1.PutAccountRequest, existing
 	ids := map[string]bool{}
 	for i, k := range in.SharedKeys {
 		if !keyIDPattern.MatchString(k.Id) {
-			return nil, fmt.Errorf("account.sharedKeys[%d].id %q: must be 1-128 letters, digits, '.', '_' or '-'", i, truncate(k.Id, 40))
+			return nil, fmt.Errorf("account.sharedKeys[%d].id %q: must be 1-128 letters, digits, '.', '_' or '-'", i, bound.Text(k.Id, 40))
 		}
 		if ids[k.Id] || k.Id == credAuthToken || k.Id == credPreviousToken {
 			return nil, fmt.Errorf("account.sharedKeys[%d].id %q: duplicate or reserved", i, k.Id)

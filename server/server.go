@@ -213,7 +213,7 @@ func loadProblem(err error) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "store too slow"
 	}
-	return "store error, see the logs: " + truncate(err.Error(), 200)
+	return "store error, see the logs: " + bound.Text(err.Error(), 200)
 }
 
 // Run loads the cache and keeps it in sync until ctx ends: it follows the

@@ -236,7 +236,7 @@ func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*sig
 	}
 	mediaType, _, err := mime.ParseMediaType(req.ContentType)
 	if err != nil {
-		return nil, fmt.Errorf("contentType %q: %w", truncate(req.ContentType, 100), err)
+		return nil, fmt.Errorf("contentType %q: %w", bound.Text(req.ContentType, 100), err)
 	}
 	if mediaType == "application/x-www-form-urlencoded" {
 		if n := bytes.Count(req.Body, []byte("&")) + 1; n > s.cfg.MaxParams {
@@ -388,11 +388,4 @@ func algorithmToProto(a signature.Algorithm) twilioguardv1.Algorithm {
 		return twilioguardv1.Algorithm_HMAC_SHA256
 	}
 	return twilioguardv1.Algorithm_ALGORITHM_UNSPECIFIED
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
