@@ -44,12 +44,13 @@ var rules = map[string][]string{
 	"proxy":                 {"gen", "middleware", "webhookreq", "internal/bound"},
 	"forwardauth":           {"gen", "middleware", "webhookreq", "internal/bound"},
 	"internal/pgtest":       {},
+	"internal/urlcases":     {},
 }
 
 // testSupport are the packages any test may import besides its package's
 // own rule: the signer (tests sign requests as Twilio would), the generated
 // API, and the test helpers.
-var testSupport = []string{"signature", "gen", "internal/testserver", "internal/pgtest", "store/storetest", "store/seal", "internal/bound",
+var testSupport = []string{"signature", "gen", "internal/testserver", "internal/urlcases", "internal/pgtest", "store/storetest", "store/seal", "internal/bound",
 	"internal/verifiertest", "internal/gatewaytest"}
 
 // testRules are further packages the tests of a package may import: tests

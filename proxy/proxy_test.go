@@ -2,16 +2,13 @@ package proxy_test
 
 import (
 	"bufio"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
+	"github.com/twilioguard/twilioguard/internal/urlcases"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -339,55 +336,17 @@ func TestDuplicateAllowedCarriesTheFlag(t *testing.T) {
 // URL sent to the service is the one every adapter rebuilds.
 func TestPublicURLCases(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("..", "webhookreq", "testdata", "publicurl_cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		TrustedProxies []string `json:"trustedProxies"`
-		Cases          []struct {
-			Name           string              `json:"name"`
-			Peer           string              `json:"peer"`
-			TLS            bool                `json:"tls"`
-			Host           string              `json:"host"`
-			Target         string              `json:"target"`
-			Headers        map[string][]string `json:"headers"`
-			PublicBaseURL  string              `json:"publicBaseUrl"`
-			ProxyHeaders   []string            `json:"proxyHeaders"`
-			TrustedProxies *[]string           `json:"trustedProxies"`
-			Want           string              `json:"want"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(b, &file); err != nil {
-		t.Fatal(err)
-	}
-	if len(file.Cases) < 30 {
-		t.Fatalf("read %d cases; the file has more", len(file.Cases))
-	}
 	up := startUpstream(t, false)
-	for _, tt := range file.Cases {
+	for _, tt := range urlcases.Load(t) {
 		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
 			cfg := proxy.Config{Upstream: up.URL, PublicBaseURL: tt.PublicBaseURL, ProxyHeaders: tt.ProxyHeaders}
 			if tt.PublicBaseURL == "" {
-				cfg.TrustedProxies = file.TrustedProxies
-				if tt.TrustedProxies != nil {
-					cfg.TrustedProxies = *tt.TrustedProxies
-				}
+				cfg.TrustedProxies = tt.TrustedProxies
 			}
 			v := newVerifier()
 			p, _ := newProxy(t, v, cfg)
-			r := httptest.NewRequest(http.MethodPost, "/ignored", strings.NewReader(body))
-			r.Host, r.RemoteAddr, r.RequestURI = tt.Host, tt.Peer, tt.Target
-			for k, vs := range tt.Headers {
-				for _, val := range vs {
-					r.Header.Add(k, val)
-				}
-			}
-			if tt.TLS {
-				r.TLS = &tls.ConnectionState{}
-			}
-			p.ServeHTTP(httptest.NewRecorder(), r)
+			p.ServeHTTP(httptest.NewRecorder(), tt.Request(body))
 			if urls := v.URLs(); len(urls) != 1 || urls[0] != tt.Want {
 				t.Errorf("URL sent to the service = %q; want %q", urls, tt.Want)
 			}

@@ -1,78 +1,24 @@
 package webhookreq
 
 import (
-	"crypto/tls"
-	"encoding/json"
-	"net/http"
+	"github.com/twilioguard/twilioguard/internal/urlcases"
 	"net/netip"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// publicURLCases is the shared case file (see its "comment").
-type publicURLCases struct {
-	TrustedProxies []string `json:"trustedProxies"`
-	Cases          []struct {
-		Name           string              `json:"name"`
-		Peer           string              `json:"peer"`
-		TLS            bool                `json:"tls"`
-		Host           string              `json:"host"`
-		Target         string              `json:"target"`
-		Headers        map[string][]string `json:"headers"`
-		PublicBaseURL  string              `json:"publicBaseUrl"`
-		ProxyHeaders   []string            `json:"proxyHeaders"`
-		TrustedProxies *[]string           `json:"trustedProxies"`
-		Want           string              `json:"want"`
-		WantFrom       string              `json:"wantFrom"`
-		WantHint       string              `json:"wantHint"`
-	} `json:"cases"`
-}
-
 func TestRebuild(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("testdata/publicurl_cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file publicURLCases
-	if err := json.Unmarshal(b, &file); err != nil {
-		t.Fatal(err)
-	}
-	if len(file.Cases) < 30 {
-		t.Fatalf("read %d cases; the file has more", len(file.Cases))
-	}
-	for _, tt := range file.Cases {
+	for _, tt := range urlcases.Load(t) {
 		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
-			cfg := URLConfig{TrustedProxies: file.TrustedProxies, PublicBaseURL: tt.PublicBaseURL, ProxyHeaders: tt.ProxyHeaders}
-			if tt.TrustedProxies != nil {
-				cfg.TrustedProxies = *tt.TrustedProxies
-			}
-			p, err := NewURLPolicy(cfg)
+			p, err := NewURLPolicy(URLConfig{TrustedProxies: tt.TrustedProxies, PublicBaseURL: tt.PublicBaseURL, ProxyHeaders: tt.ProxyHeaders})
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := &http.Request{
-				Method:     http.MethodPost,
-				Host:       tt.Host,
-				RemoteAddr: tt.Peer,
-				RequestURI: tt.Target,
-				Header:     http.Header{},
-				URL:        &url.URL{Path: "/ignored"},
-			}
-			for k, vs := range tt.Headers {
-				for _, v := range vs {
-					r.Header.Add(k, v)
-				}
-			}
-			if tt.TLS {
-				r.TLS = &tls.ConnectionState{}
-			}
-			got := p.Rebuild(r)
+			got := p.Rebuild(tt.Request(""))
 			if got.URL != tt.Want {
 				t.Errorf("URL = %q; want %q", got.URL, tt.Want)
 			}
