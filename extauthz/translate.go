@@ -67,12 +67,6 @@ const (
 )
 
 const (
-	modeEnforce = "enforce"
-	modeShadow  = "shadow"
-
-	duplicatesAllow  = "allow"
-	duplicatesReject = "reject"
-
 	headerSignature         = "x-twilio-signature"
 	headerSignatureSettings = "x-twilio-webhooks-signature-settings"
 	headerIdempotencyToken  = "i-twilio-idempotency-token"
@@ -107,9 +101,9 @@ type route struct {
 // mode returns the route's mode as a label value.
 func (r route) mode() string {
 	if r.shadow {
-		return modeShadow
+		return webhookreq.ModeShadow
 	}
-	return modeEnforce
+	return webhookreq.ModeEnforce
 }
 
 // errBodyNotSent reports a request whose body Envoy did not send, which is a
@@ -216,20 +210,12 @@ func (k routeKey) parse() (route, error) {
 			return route{}, fmt.Errorf("context extension %s is empty", ContextAccounts)
 		}
 	}
-	switch k.mode {
-	case "", modeEnforce:
-	case modeShadow:
-		r.shadow = true
-	default:
-		return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextMode, k.mode, modeEnforce, modeShadow)
+	var err error
+	if r.shadow, err = webhookreq.ParseMode(k.mode); err != nil {
+		return route{}, fmt.Errorf("context extension %s: %w", ContextMode, err)
 	}
-	switch k.duplicates {
-	case "", duplicatesAllow:
-	case duplicatesReject:
-		r.rejectDuplicates = true
-	default:
-		return route{}, fmt.Errorf("context extension %s: %q is neither %q nor %q", ContextDuplicates,
-			bound.Text(k.duplicates, bound.LabelBytes), duplicatesAllow, duplicatesReject)
+	if r.rejectDuplicates, err = webhookreq.ParseDuplicates(k.duplicates); err != nil {
+		return route{}, fmt.Errorf("context extension %s: %w", ContextDuplicates, err)
 	}
 	return r, nil
 }
@@ -484,7 +470,7 @@ func metadata(v verdict) *structpb.Struct {
 	fields := make(map[string]*structpb.Value, 5)
 	fields["result"] = structpb.NewStringValue(string(v.result))
 	if v.route.shadow {
-		fields["mode"] = structpb.NewStringValue(modeShadow)
+		fields["mode"] = structpb.NewStringValue(webhookreq.ModeShadow)
 	}
 	if v.reason != "" {
 		fields["reason"] = structpb.NewStringValue(v.reason)

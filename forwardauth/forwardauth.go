@@ -355,22 +355,19 @@ func (h *Handler) newRoute(s settings) (*route, error) {
 			h.answer(w, rt, ref.Status, reason, ref.Status == http.StatusConflict)
 		}),
 	}
-	switch s.mode {
-	case "", "enforce":
-	case "shadow":
-		rt.shadow = true
-		opts = append(opts, middleware.WithShadow())
-	default:
-		return nil, fmt.Errorf("mode %q: want enforce or shadow", bound.Text(s.mode, bound.LabelBytes))
+	var err error
+	if rt.shadow, err = webhookreq.ParseMode(s.mode); err != nil {
+		return nil, fmt.Errorf("mode %w", err)
 	}
-	rejectDups := false
-	switch s.duplicates {
-	case "", "allow":
-	case "reject":
-		rejectDups = true
+	rejectDups, err := webhookreq.ParseDuplicates(s.duplicates)
+	if err != nil {
+		return nil, fmt.Errorf("duplicates %w", err)
+	}
+	if rt.shadow {
+		opts = append(opts, middleware.WithShadow())
+	}
+	if rejectDups {
 		opts = append(opts, middleware.WithRejectDuplicates())
-	default:
-		return nil, fmt.Errorf("duplicates %q: want allow or reject", bound.Text(s.duplicates, bound.LabelBytes))
 	}
 	if s.accounts != "" && strings.Trim(s.accounts, ", ") == "" {
 		return nil, errors.New("accounts is empty")

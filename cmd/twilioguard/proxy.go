@@ -48,8 +48,8 @@ func runProxy(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.PublicBaseURL, "public-base-url", "", "scheme://host[:port][/prefix] Twilio sends the webhooks to; no forwarding header is read (wins over --trusted-proxies)")
 	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated CIDRs or addresses of the proxies whose Forwarded and X-Forwarded-* headers are believed")
 	fs.StringVar(&proxyHeaders, "proxy-headers", "", "comma-separated subset of Forwarded, X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port, X-Original-Host read from trusted proxies (default: all)")
-	fs.StringVar(&mode, "mode", "enforce", "enforce, or shadow: forward every request, marking the ones that would be refused with X-Twilioguard-Verified: false")
-	fs.StringVar(&duplicates, "duplicates", "allow", "allow (forward, with X-Twilioguard-Duplicate: true) or reject (409) webhooks the service saw before")
+	fs.StringVar(&mode, "mode", webhookreq.ModeEnforce, "enforce, or shadow: forward every request, marking the ones that would be refused with X-Twilioguard-Verified: false")
+	fs.StringVar(&duplicates, "duplicates", webhookreq.DuplicatesAllow, "allow (forward, with X-Twilioguard-Duplicate: true) or reject (409) webhooks the service saw before")
 	fs.StringVar(&cfg.Route, "route", "", "label for the service's logs and metrics")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", webhookreq.DefaultMaxBodyBytes, "largest webhook body read for verification (413 above)")
 	fs.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "listen address for GET /healthz, /readyz and /metrics, apart from the webhooks (empty: none)")
@@ -62,19 +62,12 @@ func runProxy(ctx context.Context, e env, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("proxy: unexpected arguments %q", fs.Args())
 	}
-	switch mode {
-	case "enforce":
-	case "shadow":
-		cfg.Shadow = true
-	default:
-		return fmt.Errorf("proxy: --mode %q: want enforce or shadow", mode)
+	var err error
+	if cfg.Shadow, err = webhookreq.ParseMode(mode); err != nil {
+		return fmt.Errorf("proxy: --mode %w", err)
 	}
-	switch duplicates {
-	case "allow":
-	case "reject":
-		cfg.RejectDuplicates = true
-	default:
-		return fmt.Errorf("proxy: --duplicates %q: want allow or reject", duplicates)
+	if cfg.RejectDuplicates, err = webhookreq.ParseDuplicates(duplicates); err != nil {
+		return fmt.Errorf("proxy: --duplicates %w", err)
 	}
 	cfg.Accounts, cfg.TrustedProxies, cfg.ProxyHeaders = splitList(accounts), splitList(trusted), splitList(proxyHeaders)
 	log, err := newLogger(e.stderr, logFormat, logLevel)
