@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -53,10 +52,7 @@ type Server struct {
 	routes      *routeCache
 	handlerOpts []connect.HandlerOption
 
-	valid struct { // CheckResponses of valid verdicts in enforce mode, by account SID
-		sync.RWMutex
-		m map[string]*authv3.CheckResponse
-	}
+	valid *bound.Cache[string, *authv3.CheckResponse] // of valid verdicts in enforce mode, by account SID
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -125,9 +121,9 @@ func NewServer(v Verifier, opts ...Option) (*Server, error) {
 		log:         c.log,
 		metrics:     m,
 		routes:      newRouteCache(),
+		valid:       bound.NewCache[string, *authv3.CheckResponse](maxCachedResponses),
 		handlerOpts: append([]connect.HandlerOption{connect.WithReadMaxBytes(defaultReadMaxBytes)}, c.handlerOpts...),
 	}
-	s.valid.m = map[string]*authv3.CheckResponse{}
 	return s, nil
 }
 
@@ -187,18 +183,11 @@ const maxCachedResponses = 4096
 // mode, which depends only on the account: the answer to most checks is
 // built once per account and shared (marshalling only reads it).
 func (s *Server) validResponse(v verdict) *authv3.CheckResponse {
-	s.valid.RLock()
-	resp, ok := s.valid.m[v.accountSID]
-	s.valid.RUnlock()
-	if ok {
+	if resp, ok := s.valid.Get(v.accountSID); ok {
 		return resp
 	}
-	resp = checkResponse(v)
-	s.valid.Lock()
-	if len(s.valid.m) < maxCachedResponses {
-		s.valid.m[v.accountSID] = resp
-	}
-	s.valid.Unlock()
+	resp := checkResponse(v)
+	s.valid.Add(v.accountSID, resp)
 	return resp
 }
 

@@ -2,10 +2,11 @@ package extauthz
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/twilioguard/twilioguard/internal/bound"
 )
 
 // metrics are the Prometheus collectors of a Server.
@@ -15,10 +16,13 @@ type metrics struct {
 
 	// series caches the labelled metrics, cheaper to find than through
 	// WithLabelValues. Route labels are bounded (package bound) and results
-	// and reasons are fixed sets, so the map stays small.
-	mu     sync.RWMutex
-	series map[seriesKey]series
+	// and reasons are fixed sets, so it holds them all.
+	series *bound.Cache[seriesKey, series]
 }
+
+// maxSeries bounds metrics.series: 101 route labels × 2 modes × the
+// results and reasons.
+const maxSeries = 8192
 
 type seriesKey struct{ route, mode, result, reason string }
 
@@ -32,7 +36,7 @@ type series struct {
 // registered collectors are shared.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		series: map[seriesKey]series{},
+		series: bound.NewCache[seriesKey, series](maxSeries),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twilioguard_extauthz_checks_total",
 			Help: "Envoy ext_authz checks by route, mode (enforce, shadow), result " +
@@ -79,17 +83,13 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // observe records one Check.
 func (m *metrics) observe(v verdict, d time.Duration) {
 	k := seriesKey{v.route.label, v.route.mode(), string(v.result), v.reason}
-	m.mu.RLock()
-	s, ok := m.series[k]
-	m.mu.RUnlock()
+	s, ok := m.series.Get(k)
 	if !ok {
 		s = series{
 			checks:   m.checks.WithLabelValues(k.route, k.mode, k.result, k.reason),
 			duration: m.duration.WithLabelValues(k.result),
 		}
-		m.mu.Lock()
-		m.series[k] = s
-		m.mu.Unlock()
+		m.series.Add(k, s)
 	}
 	s.checks.Inc()
 	s.duration.Observe(d.Seconds())

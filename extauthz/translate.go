@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -124,8 +123,7 @@ type routeKey struct {
 // never modified.
 type routeCache struct {
 	labels *bound.Labels // route names as metric labels
-	mu     sync.RWMutex
-	m      map[routeKey]route
+	routes *bound.Cache[routeKey, route]
 }
 
 const (
@@ -139,7 +137,7 @@ const (
 )
 
 func newRouteCache() *routeCache {
-	return &routeCache{labels: bound.NewLabels(""), m: map[routeKey]route{}}
+	return &routeCache{labels: bound.NewLabels(""), routes: bound.NewCache[routeKey, route](maxRoutes)}
 }
 
 // parse reads the route configuration from context extensions. An error
@@ -168,10 +166,7 @@ func (c *routeCache) parse(ext map[string]string) (route, error) {
 	}
 	cacheable := len(k.baseURL)+len(k.accounts)+len(k.mode)+len(k.name)+len(k.duplicates) <= maxCachedKey
 	if cacheable {
-		c.mu.RLock()
-		r, ok := c.m[k]
-		c.mu.RUnlock()
-		if ok {
+		if r, ok := c.routes.Get(k); ok {
 			return r, nil
 		}
 	}
@@ -181,11 +176,7 @@ func (c *routeCache) parse(ext map[string]string) (route, error) {
 	}
 	r.label = c.labels.Value(r.name)
 	if cacheable {
-		c.mu.Lock()
-		if len(c.m) < maxRoutes {
-			c.m[k] = r
-		}
-		c.mu.Unlock()
+		c.routes.Add(k, r)
 	}
 	return r, nil
 }

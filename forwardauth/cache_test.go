@@ -27,10 +27,10 @@ func TestRouteCacheIsBounded(t *testing.T) {
 	if _, err := h2.route(long); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.routes); n != maxRoutes {
+	if n := h.routes.Len(); n != maxRoutes {
 		t.Errorf("cached routes = %d; want %d", n, maxRoutes)
 	}
-	if n := len(h2.routes); n != 0 {
+	if n := h2.routes.Len(); n != 0 {
 		t.Errorf("long settings cached: %d routes", n)
 	}
 	a, _ := h.route(settings{baseURL: "https://h1.example"})

@@ -38,7 +38,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -86,9 +85,7 @@ type Handler struct {
 	maxBody int64
 	answers *prometheus.CounterVec
 	labels  *bound.Labels
-
-	mu     sync.RWMutex
-	routes map[settings]*route
+	routes  *bound.Cache[settings, *route]
 }
 
 // An Option configures a [Handler].
@@ -152,7 +149,7 @@ func New(v middleware.Verifier, opts ...Option) (*Handler, error) {
 		log:     c.log,
 		maxBody: c.maxBody,
 		labels:  bound.NewLabels(""),
-		routes:  map[settings]*route{},
+		routes:  bound.NewCache[settings, *route](maxRoutes),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twilioguard_forward_auth_requests_total",
 			Help: "Forward-auth answers by route, status (200 in shadow mode) and reason " +
@@ -317,10 +314,7 @@ const (
 func (h *Handler) route(s settings) (*route, error) {
 	cacheable := len(s.baseURL)+len(s.accounts)+len(s.mode)+len(s.name)+len(s.duplicates) <= maxCachedSettings
 	if cacheable {
-		h.mu.RLock()
-		rt, ok := h.routes[s]
-		h.mu.RUnlock()
-		if ok {
+		if rt, ok := h.routes.Get(s); ok {
 			return rt, nil
 		}
 	}
@@ -329,11 +323,7 @@ func (h *Handler) route(s settings) (*route, error) {
 		return nil, err
 	}
 	if cacheable {
-		h.mu.Lock()
-		if len(h.routes) < maxRoutes {
-			h.routes[s] = rt
-		}
-		h.mu.Unlock()
+		h.routes.Add(s, rt)
 	}
 	return rt, nil
 }

@@ -8,7 +8,9 @@
 //   - a label value (route names): [LabelBytes] bytes of
 //     [A-Za-z0-9_.:/-], anything else becomes [Other];
 //   - distinct values of one caller-chosen label: [MaxLabels]; later ones
-//     become [Other].
+//     become [Other];
+//   - entries of a [Cache] keyed by caller-chosen values: its capacity;
+//     later ones are not cached.
 //
 // log/slog's text and JSON handlers already escape control characters, so
 // cutting is all a log line needs.
