@@ -682,11 +682,7 @@ func BenchmarkEnvoyLatency(b *testing.B) {
 				}
 				r.app.take()
 			}
-			p := func(ds []time.Duration, q float64) float64 {
-				s := slices.Clone(ds)
-				slices.Sort(s)
-				return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds())
-			}
+			p := gatewaytest.Percentile
 			b.ReportMetric(p(tOpen, .5), "open-p50-us")
 			b.ReportMetric(p(tOpen, .99), "open-p99-us")
 			b.ReportMetric(p(tChecked, .5), "checked-p50-us")
@@ -703,21 +699,5 @@ func BenchmarkEnvoyLatency(b *testing.B) {
 // twilioguard_extauthz_check_duration_seconds histogram, all results.
 func (r *rig) checkDuration(t testing.TB) (sum, count float64) {
 	t.Helper()
-	code, body := gatewaytest.Get(r.tg.URL + "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	re := regexp.MustCompile(`(?m)^twilioguard_extauthz_check_duration_seconds_(sum|count)\{[^}]*\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(body, -1) {
-		f, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m[1] == "sum" {
-			sum += f
-		} else {
-			count += f
-		}
-	}
-	return sum, count
+	return gatewaytest.HistogramTotals(t, r.tg.URL+"/metrics", "twilioguard_extauthz_check_duration_seconds")
 }

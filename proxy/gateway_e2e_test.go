@@ -1,17 +1,13 @@
 package proxy_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,24 +41,6 @@ func startService(t *testing.T, args ...string) (*testserver.Server, *gatewaytes
 	return tg, startUpstream(t, false)
 }
 
-func tlsClient(t *testing.T, certFile string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("no certificate in %s", certFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	tr.Protocols = new(http.Protocols) // HTTP/1.1, as Twilio sends
-	tr.Protocols.SetHTTP1(true)
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
 // TestBehindNginx runs deploy/nginx/twilioguard-proxy.conf: nginx
 // terminates TLS in front of the proxy, which trusts nginx's X-Forwarded-*
 // headers (--trusted-proxies).
@@ -79,7 +57,7 @@ func TestBehindNginx(t *testing.T) {
 		[2]string{"/etc/ssl/private/hooks.example.com.key", key},
 	)
 	gatewaytest.StartNginx(t, conf, gw)
-	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: "https://" + gw, client: tlsClient(t, cert)}, "nginx")
+	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: "https://" + gw, client: gatewaytest.TLSClient(t, cert)}, "nginx")
 }
 
 // TestBehindCaddy runs deploy/caddy/Caddyfile: Caddy terminates TLS in
@@ -100,7 +78,7 @@ func TestBehindCaddy(t *testing.T) {
 	// No admin endpoint and no HTTP-to-HTTPS redirect listener (port 80)
 	// in tests.
 	gatewaytest.StartCaddy(t, "{\n\tadmin off\n\tauto_https off\n}\n"+conf, gw)
-	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: public, client: tlsClient(t, cert)}, "caddy")
+	checkGateway(t, &rig{tg: tg, app: app, proxy: px, public: public, client: gatewaytest.TLSClient(t, cert)}, "caddy")
 }
 
 // checkGateway sends signed, tampered and forged requests through the
@@ -346,11 +324,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 		direct = append(direct, do("http://"+appAddr))
 		proxied = append(proxied, do(px.URL))
 	}
-	p := func(ds []time.Duration, q float64) float64 {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds())
-	}
+	p := gatewaytest.Percentile
 	b.ReportMetric(p(direct, .5), "direct-p50-us")
 	b.ReportMetric(p(direct, .99), "direct-p99-us")
 	b.ReportMetric(p(proxied, .5), "proxy-p50-us")
@@ -368,17 +342,5 @@ func BenchmarkProxyLatency(b *testing.B) {
 // service.
 func verifyDuration(t testing.TB, px *gatewaytest.Proxy) (sum, count float64) {
 	t.Helper()
-	_, body := gatewaytest.Get(px.OpsURL + "/metrics")
-	for _, m := range regexp.MustCompile(`(?m)^twilioguard_proxy_verify_duration_seconds_(sum|count) (\S+)$`).FindAllStringSubmatch(body, -1) {
-		f, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m[1] == "sum" {
-			sum = f
-		} else {
-			count = f
-		}
-	}
-	return sum, count
+	return gatewaytest.HistogramTotals(t, px.OpsURL+"/metrics", "twilioguard_proxy_verify_duration_seconds")
 }

@@ -2,26 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"text/template"
-	"time"
 
 	"github.com/twilioguard/twilioguard/client"
+	"github.com/twilioguard/twilioguard/internal/gatewaytest"
 	"github.com/twilioguard/twilioguard/internal/testserver"
 	"github.com/twilioguard/twilioguard/signature"
 )
@@ -45,7 +37,7 @@ const smsBody = "AccountSid=" + testSID + "&Body=caf%C3%A9+%2B+it%27s+%3Cb%3E&Me
 // https:// URL as Twilio signs them.
 func TestBehindNginx(t *testing.T) {
 	t.Parallel()
-	nginxBin, certFile, keyFile := nginxOrSkip(t)
+	_, certFile, keyFile := gatewaytest.Nginx(t)
 
 	tg := testserver.Start(t, testserver.Options{})
 	tg.PutAccount(t, testSID, testToken)
@@ -57,8 +49,8 @@ func TestBehindNginx(t *testing.T) {
 
 	// Three copies of the app, each behind its own nginx listener: one that
 	// trusts nginx, one that trusts nobody, one with the public base URL.
-	ports := freePorts(t, 3)
-	public := func(i int) string { return fmt.Sprintf("https://127.0.0.1:%d", ports[i]) }
+	addrs := []string{testserver.FreeAddr(t), testserver.FreeAddr(t), testserver.FreeAddr(t)}
+	public := func(i int) string { return "https://" + addrs[i] }
 	configs := []map[string]string{
 		{"TWILIOGUARD_TRUSTED_PROXIES": proxyAddr + "/32"},
 		{"TWILIOGUARD_TRUSTED_PROXIES": "10.0.0.0/8"},
@@ -69,12 +61,12 @@ func TestBehindNginx(t *testing.T) {
 		apps[i] = startApp(t, c, env)
 	}
 	trusting, untrusting, pinned := apps[0], apps[1], apps[2]
-	startNginx(t, nginxBin, certFile, keyFile, []nginxServer{
-		{Port: ports[0], Upstream: trusting.addr},
-		{Port: ports[1], Upstream: untrusting.addr},
-		{Port: ports[2], Upstream: pinned.addr},
+	startNginx(t, certFile, keyFile, [][2]string{
+		{addrs[0], trusting.addr},
+		{addrs[1], untrusting.addr},
+		{addrs[2], pinned.addr},
 	})
-	https := tlsClient(t, certFile)
+	https := gatewaytest.TLSClient(t, certFile)
 
 	t.Run("trusted proxy: signed public URL passes", func(t *testing.T) {
 		target := public(0) + "/sms?x=%7e&y=it's"
@@ -117,7 +109,7 @@ func TestBehindNginx(t *testing.T) {
 				t.Errorf("log proxy_hint = %q; want it to mention %q", hint, want)
 			}
 		}
-		if u := line["url"]; u != fmt.Sprintf("http://127.0.0.1:%d/sms", ports[1]) {
+		if u := line["url"]; u != "http://"+addrs[1]+"/sms" {
 			t.Errorf("log url = %v; want the URL rebuilt from the connection", u)
 		}
 		if strings.Contains(fmt.Sprint(line), testToken) {
@@ -262,86 +254,18 @@ func post(t *testing.T, hc *http.Client, target, signedURL, rawBody string, head
 	return response{resp.StatusCode, string(b)}
 }
 
-// nginxOrSkip returns the nginx binary and the test certificate made by
-// scripts/setup.d/25-nginx.sh, skipping the test (failing with CI=true) when
-// they are not there.
-func nginxOrSkip(t *testing.T) (bin, cert, key string) {
-	t.Helper()
-	bin, cert, key = os.Getenv("TWILIOGUARD_TEST_NGINX"), os.Getenv("TWILIOGUARD_TEST_NGINX_CERT"), os.Getenv("TWILIOGUARD_TEST_NGINX_KEY")
-	if bin == "" || cert == "" || key == "" {
-		msg := "nginx not configured: run scripts/test.sh (it installs Debian's nginx and makes a certificate), " +
-			"or install nginx (apt-get install nginx) and set TWILIOGUARD_TEST_NGINX, TWILIOGUARD_TEST_NGINX_CERT and TWILIOGUARD_TEST_NGINX_KEY"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin, cert, key
-}
-
-func tlsClient(t *testing.T, certFile string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("no certificate in %s", certFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-type nginxServer struct {
-	Port     int
-	Upstream string
-}
-
-// nginxConf is a TLS-terminating reverse proxy as one would deploy it in
+// nginxServer is a TLS-terminating reverse proxy as one would deploy it in
 // front of the app: it sets X-Forwarded-Proto/Host/Port/For itself and
 // removes the forwarded headers it does not set, so a client cannot choose
-// them.
-var nginxConf = template.Must(template.New("nginx.conf").Parse(`
-{{if .Root}}user root;{{end}}
-worker_processes 1;
-error_log {{.Dir}}/error.log info;
-events { worker_connections 64; }
-http {
-  access_log {{.Dir}}/access.log;
-  client_body_temp_path {{.Dir}}/client_body;
-  proxy_temp_path {{.Dir}}/proxy;
-  fastcgi_temp_path {{.Dir}}/fastcgi;
-  uwsgi_temp_path {{.Dir}}/uwsgi;
-  scgi_temp_path {{.Dir}}/scgi;
-{{range .Servers}}
+// them. It connects to the app from proxyAddr.
+const nginxServer = `
   server {
-    listen 127.0.0.1:{{.Port}} ssl;
-    ssl_certificate {{$.Cert}};
-    ssl_certificate_key {{$.Key}};
+    listen %s ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
     location / {
-      proxy_pass http://{{.Upstream}};
-      proxy_bind {{$.ProxyAddr}};
+      proxy_pass http://%s;
+      proxy_bind ` + proxyAddr + `;
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $http_host;
@@ -351,77 +275,17 @@ http {
       proxy_set_header X-Original-Host "";
     }
   }
-{{end}}
-}
-`))
+`
 
-// startNginx runs nginx in the foreground with its own configuration, logs
-// and pid file in a temporary directory, waits until every listener
-// accepts connections, and stops it when the test ends.
-func startNginx(t *testing.T, bin, cert, key string, servers []nginxServer) {
+// startNginx runs nginx with one nginxServer per {listen address, app
+// address} pair and waits until every listener accepts connections.
+func startNginx(t *testing.T, cert, key string, servers [][2]string) {
 	t.Helper()
-	dir := t.TempDir()
-	var conf bytes.Buffer
-	err := nginxConf.Execute(&conf, map[string]any{
-		"Root": os.Geteuid() == 0, "Dir": dir, "Cert": cert, "Key": key,
-		"ProxyAddr": proxyAddr, "Servers": servers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	confFile := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confFile, conf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confFile, "-e", filepath.Join(dir, "error.log"),
-		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close() // the child keeps its own descriptor
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	errorLog := func() string {
-		o, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-		e, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return string(o) + string(e)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
-		select {
-		case err := <-done:
-			_ = err // the exit status of an interrupted process says nothing
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done //nolint:errcheck // the exit status of a killed process says nothing
-		}
-		if t.Failed() {
-			t.Logf("nginx error log:\n%s", errorLog())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
+	var conf strings.Builder
+	listen := make([]string, 0, len(servers))
 	for _, s := range servers {
-		for {
-			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), time.Second)
-			if err == nil {
-				conn.Close()
-				break
-			}
-			select {
-			case err := <-done:
-				done <- err
-				t.Fatalf("nginx exited early (%v):\n%s", err, errorLog())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("nginx not listening on %d after 15s:\n%s", s.Port, errorLog())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		fmt.Fprintf(&conf, nginxServer, s[0], cert, key, s[1])
+		listen = append(listen, s[0])
 	}
+	gatewaytest.StartNginx(t, conf.String(), listen...)
 }

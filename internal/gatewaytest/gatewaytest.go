@@ -13,6 +13,8 @@ package gatewaytest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -455,4 +458,54 @@ func Port(t testing.TB, addr string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TLSClient returns an HTTP/1.1 client (as Twilio sends) that trusts the
+// certificate in certFile, with a 30 s timeout.
+func TLSClient(t testing.TB, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP1(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Percentile returns the q-quantile (0 ≤ q ≤ 1) of ds in microseconds.
+func Percentile(ds []time.Duration, q float64) float64 {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds())
+}
+
+// HistogramTotals reads the Prometheus histogram name at metricsURL and
+// returns its sum and count over all label sets.
+func HistogramTotals(t testing.TB, metricsURL, name string) (sum, count float64) {
+	t.Helper()
+	code, body := Get(metricsURL)
+	if code != http.StatusOK {
+		t.Fatalf("%s: %d %s", metricsURL, code, body)
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `_(sum|count)(?:\{[^}]*\})? (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		f, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[1] == "sum" {
+			sum += f
+		} else {
+			count += f
+		}
+	}
+	return sum, count
 }
