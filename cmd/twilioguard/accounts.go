@@ -137,13 +137,16 @@ func accounts(ctx context.Context, e env, args []string) error {
 		fs.BoolVar(&clearAliases, "clear-aliases", false, "remove the account's aliases (unless --alias gives new ones)")
 		fs.BoolVar(&clearFriendly, "clear-friendly-name", false, "remove the account's friendly name")
 	case "rotate":
+		fs.maxArgs = 1
 		fs.StringVar(&newTokenFile, "new-auth-token-file", "", "file with the new auth token, - for stdin (else TWILIOGUARD_NEW_AUTH_TOKEN)")
 		fs.DurationVar(&grace, "grace", 24*time.Hour, "how long the current token stays accepted")
 	case "rm":
+		fs.maxArgs = 1
 		fs.Int64Var(&version, "version", 0, "delete only if the stored version is this one")
 	case "list":
 		fs.IntVar(&pageSize, "page-size", 100, "accounts per request")
 	case "get":
+		fs.maxArgs = 1
 	default:
 		fmt.Fprint(e.stderr, accountsUsage)
 		return fmt.Errorf("accounts: unknown command %q", cmd)

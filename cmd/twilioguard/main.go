@@ -122,6 +122,9 @@ type flagSet struct {
 	// shared maps the flags that mean the same everywhere (the service URL,
 	// the data directory, the admin token file, ...) to their one name.
 	shared map[string]string
+	// maxArgs is how many positional arguments the command takes at most;
+	// parseFlags refuses more.
+	maxArgs int
 }
 
 // newFlagSet returns a flag set whose usage names the command. A process
@@ -185,6 +188,9 @@ func parseFlags(e env, fs *flagSet, args []string) error {
 	}
 	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return err
+	}
+	if fs.NArg() > fs.maxArgs {
+		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args()[fs.maxArgs:])
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })

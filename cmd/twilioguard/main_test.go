@@ -242,6 +242,30 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
+// TestStrayArguments checks that every command refuses positional
+// arguments it does not take, before doing anything (a SID given without
+// --sid must not become an empty one).
+func TestStrayArguments(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"serve", "now"},
+		{"proxy", "--upstream", "http://app", "extra"},
+		{"sign", "--url", "https://example.com/", "AC0123456789abcdef0123456789abcdef"},
+		{"verify", "--url", "https://example.com/", "--signature", "x", "extra"},
+		{"accounts", "put", "AC0123456789abcdef0123456789abcdef"},
+		{"accounts", "list", "all"},
+		{"accounts", "get", "main", "other"},
+		{"accounts", "rm", "main", "other"},
+		{"accounts", "import", "now"},
+		{"audit", "now"},
+	} {
+		_, err := cli(t, map[string]string{"TWILIOGUARD_AUTH_TOKEN": "t"}, args...)
+		if err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+			t.Errorf("%v: err = %v; want unexpected arguments", args, err)
+		}
+	}
+}
+
 func TestCommandLineBeatsEnvironment(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"TWILIOGUARD_AUTH_TOKEN": "tok", "TWILIOGUARD_SIGN_D": "Body=from-env"}

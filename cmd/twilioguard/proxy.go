@@ -59,9 +59,6 @@ func runProxy(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("proxy: unexpected arguments %q", fs.Args())
-	}
 	var err error
 	if cfg.Shadow, err = webhookreq.ParseMode(mode); err != nil {
 		return fmt.Errorf("proxy: --mode %w", err)

@@ -50,9 +50,6 @@ func serve(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
-	}
 	if c.TwilioSyncInterval > 0 {
 		tw, err := tf.client(e)
 		if err != nil {

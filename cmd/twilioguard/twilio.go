@@ -67,6 +67,7 @@ func newTwilioCommand(e env, fs *flagSet, withFormat bool) *twilioCommand {
 // parse parses the command line, which must leave nargs arguments, and
 // returns the Twilio client and the admin API client.
 func (c *twilioCommand) parse(e env, fs *flagSet, args []string, nargs int, want string) (*twilioapi.Client, twilioapi.AccountService, error) {
+	fs.maxArgs = nargs
 	if err := parseFlags(e, fs, args); err != nil {
 		return nil, nil, err
 	}
