@@ -97,10 +97,10 @@ func rawQuery(rawURL string) string {
 // application/x-www-form-urlencoded form whose decoded key is AccountSid.
 func (c *accountSids) addForm(form []byte) {
 	const name = "AccountSid"
-	for off := 0; off < len(form) && !c.full(); {
-		seg, next := field(form, off)
-		off = next
-		k, v, _ := splitField(seg, 0)
+	for len(form) > 0 && !c.full() {
+		var seg []byte
+		seg, form, _ = bytes.Cut(form, []byte("&"))
+		k, v, _ := bytes.Cut(seg, []byte("="))
 		// A key decodes to at least a third of its length.
 		if len(k) < len(name) || len(k) > 3*len(name) {
 			continue

@@ -104,11 +104,14 @@ func benchCases() []benchCase {
 // twilio-go's RequestValidator.Validate and through the floor:
 // crypto/hmac made once, then Reset, Write and Sum over the prebuilt strings
 // to sign of the URL variants the verdict needs (one for a valid signature;
-// every variant, here two, for an invalid one). The engine is Verify, or
-// Check with a credential made by NewCredential (as the service keeps
-// them). ns/op and allocs/op are the engine's; the custom metrics come from
-// interleaved rounds of the three, timed in thread CPU time, so that a
-// machine busy with other work slows all of them alike:
+// every variant, here two, for an invalid one). The engine is Verify (from
+// url.Values), or Check with a credential made by NewCredential (as the
+// service keeps them) from url.Values or from the form body as Twilio sends
+// it (as Envoy, the proxy and the middleware pass it); twilio-go is given a
+// map, or for a body, url.ParseQuery first, as its users must. ns/op and
+// allocs/op are the engine's; the custom metrics come from interleaved
+// rounds of the three, timed in thread CPU time, so that a machine busy
+// with other work slows all of them alike:
 //
 //	floor-ns/op      the floor
 //	twilio-go-ns/op  twilio-go
@@ -119,35 +122,50 @@ func BenchmarkCompare(b *testing.B) {
 	creds := []Credential{NewCredential("auth_token", benchToken, HMACSHA1)}
 	for _, c := range benchCases() {
 		want := c.valid
-		engines := []struct {
-			name string
-			run  func(b *testing.B)
-		}{
-			{"Verify", func(b *testing.B) {
-				if err := Verify(benchToken, c.url, c.params, c.sig); (err == nil) != want {
-					b.Fatalf("Verify = %v", err)
-				}
-			}},
-			{"CheckPrepared", func(b *testing.B) {
-				req := Request{URL: c.url, Params: c.params, Signature: c.sig}
-				if _, err := Check(&req, creds); (err == nil) != want {
-					b.Fatalf("Check = %v", err)
-				}
-			}},
-		}
 		params := single(c.params)
-		twilioGo := func() {
+		body := encodeTwilio(c.params)
+		fromParams := func() {
 			if got := rv.Validate(c.url, params, c.sig); got != want {
 				b.Fatalf("Validate = %v", got)
 			}
+		}
+		fromBody := func() {
+			vals, err := url.ParseQuery(string(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got := rv.Validate(c.url, single(vals), c.sig); got != want {
+				b.Fatalf("Validate = %v", got)
+			}
+		}
+		check := func(req *Request) func() {
+			return func() {
+				if _, err := Check(req, creds); (err == nil) != want {
+					b.Fatalf("Check = %v", err)
+				}
+			}
+		}
+		engines := []struct {
+			name             string
+			engine, twilioGo func()
+		}{
+			{"Verify", func() {
+				if err := Verify(benchToken, c.url, c.params, c.sig); (err == nil) != want {
+					b.Fatalf("Verify = %v", err)
+				}
+			}, fromParams},
+			{"CheckPrepared", check(&Request{URL: c.url, Params: c.params, Signature: c.sig}), fromParams},
+			{"CheckBody", check(&Request{
+				URL: c.url, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true, Signature: c.sig,
+			}), fromBody},
 		}
 		for _, e := range engines {
 			b.Run(c.name+"/"+e.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					e.run(b)
+					e.engine()
 				}
-				ns := interleaved(b.Elapsed(), func() { e.run(b) }, floor(c), twilioGo)
+				ns := interleaved(b.Elapsed(), e.engine, floor(c), e.twilioGo)
 				reportRatios(b, ns[0], ns[1], ns[2])
 			})
 		}
@@ -284,6 +302,13 @@ func TestVerifyAllocs(t *testing.T) {
 		})
 		if allocs > raceSlack {
 			t.Errorf("%s: Verify allocates %v times, want 0", c.name, allocs)
+		}
+		body := encodeTwilio(c.params)
+		allocs = testing.AllocsPerRun(100, func() {
+			_ = VerifyBody(benchToken, c.url, "application/x-www-form-urlencoded", body, c.sig)
+		})
+		if allocs > raceSlack {
+			t.Errorf("%s: VerifyBody allocates %v times, want 0", c.name, allocs)
 		}
 	}
 }

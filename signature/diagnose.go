@@ -418,7 +418,7 @@ func (d *diagnosis) paramNearMisses(req *Request) string {
 // wirePairs returns the parameters of req in the order sent.
 func wirePairs(req *Request) []kv {
 	if req.HasBody {
-		wire, _ := decodeForm(req.Body, nil)
+		wire, _ := decodeForm(string(req.Body), nil, nil)
 		return wire
 	}
 	var wire []kv

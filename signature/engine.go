@@ -28,26 +28,31 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // putScratch.
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
-// putScratch wipes the key material of s (HMAC pads derived from secrets)
-// and returns it to the pool. Parameters left in s are not secret.
+// putScratch wipes the key material of s (HMAC pads derived from secrets),
+// drops its references to the caller's parameters and body, and returns it
+// to the pool.
 func putScratch(s *scratch) {
 	clear(s.keyList[:])
+	clear(s.pairs[:s.held])
+	s.held = 0
 	scratchPool.Put(s)
 }
 
 // kv is one form parameter.
 type kv struct{ k, v string }
 
-// scratch is the working memory of one verification, about 8 KiB. It comes
+// scratch is the working memory of one verification, about 12 KiB. It comes
 // from a pool ([getScratch]) rather than the caller's stack: a server runs
 // each request on a new goroutine, whose small stack would otherwise be
 // grown (copied) on every call.
 type scratch struct {
 	pairs    [stackPairs]kv
+	held     int // pairs[:held] may refer to the caller's memory
 	order    [stackPairs]uint64
 	keyList  [stackKeys]key
 	variants [maxVariants]variant
 	buf      [stackBytes]byte
+	text     [stackBytes]byte // decoded form fields
 }
 
 // collect returns the parameters of params, in no particular order.
@@ -58,6 +63,7 @@ func (s *scratch) collect(params url.Values) []kv {
 			pairs = append(pairs, kv{k, v})
 		}
 	}
+	s.held = min(len(pairs), stackPairs)
 	return pairs
 }
 

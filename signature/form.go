@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ParseForm decodes an application/x-www-form-urlencoded body exactly as
@@ -19,7 +20,7 @@ import (
 // that gives its byte offset.
 func ParseForm(body []byte) (url.Values, error) {
 	var buf [stackPairs]kv
-	pairs, err := decodeForm(body, buf[:0])
+	pairs, err := decodeForm(string(body), buf[:0], nil)
 	if err != nil {
 		return nil, err
 	}
@@ -30,52 +31,140 @@ func ParseForm(body []byte) (url.Values, error) {
 	return vals, nil
 }
 
-// decodeForm appends the fields of body to dst in wire order. All decoded
-// keys and values share one string, so the call allocates once (unless some
-// field is not UTF-8, a path Twilio never takes).
-func decodeForm(body []byte, dst []kv) ([]kv, error) {
-	var sb strings.Builder
-	sb.Grow(len(body))
-	var lensBuf [stackPairs]uint64
-	lens := lensBuf[:0] // key length << 32 | value length
-	valid := true
-	// Pass 1: decode every key and value, back to back.
-	for off := 0; off < len(body); {
-		seg, next := field(body, off)
-		if len(seg) > 0 {
-			k, v, vOff := splitField(seg, off)
-			start := sb.Len()
-			kHigh, err := unescapeTo(&sb, k, off)
-			if err != nil {
+// decodeForm appends the fields of body to dst in wire order. A key or
+// value that needs no decoding is a substring of body; the others are
+// decoded into text, which must not be used for anything else while the
+// fields are: the returned strings share its memory. text is replaced by a
+// new buffer when its capacity is less than len(body), so it never grows
+// (and never moves) during the call. Given enough text, the call does not
+// allocate unless some field is not UTF-8, a path Twilio never takes.
+func decodeForm(body string, dst []kv, text []byte) ([]kv, error) {
+	if cap(text) < len(body) {
+		text = make([]byte, 0, len(body))
+	}
+	text = text[:0]
+	// One pass over the bytes, in which only the rare special ones (see
+	// formClass) do anything: the current field starts at f, its first '='
+	// is at eq (-1 if none), and kc and vc are the classes of its key's and
+	// its value's bytes.
+	f, eq := 0, -1
+	var kc, vc byte
+	var err error
+	for i := 0; ; i++ {
+		for i < len(body) && formClass[body[i]] == 0 {
+			i++
+		}
+		if i == len(body) {
+			break
+		}
+		switch c := formClass[body[i]]; {
+		case c == fieldEnd:
+			if dst, text, err = appendField(dst, text, body, f, i, eq, kc, vc); err != nil {
 				return dst, err
 			}
-			kl := sb.Len() - start
-			vHigh, err := unescapeTo(&sb, v, vOff)
-			if err != nil {
-				return dst, err
-			}
-			vl := sb.Len() - start - kl
-			if valid && (kHigh || vHigh) {
-				all := sb.String()
-				valid = utf8.ValidString(all[start:start+kl]) && utf8.ValidString(all[start+kl:])
-			}
-			lens = append(lens, uint64(kl)<<32|uint64(vl))
+			f, eq, kc, vc = i+1, -1, 0, 0
+		case eq >= 0:
+			vc |= c
+		case c == keyEnd:
+			eq = i
+		default:
+			kc |= c
 		}
-		off = next
 	}
-	// Pass 2: cut the decoded string into pairs.
-	all := sb.String()
-	pos := 0
-	for _, l := range lens {
-		kl, vl := int(l>>32), int(uint32(l))
-		k, v := all[pos:pos+kl], all[pos+kl:pos+kl+vl]
-		pos += kl + vl
-		if !valid {
-			k, v = toValidUTF8(k), toValidUTF8(v)
+	dst, _, err = appendField(dst, text, body, f, len(body), eq, kc, vc)
+	return dst, err
+}
+
+// Classes of the bytes of a form body, as bit flags; most bytes have none.
+const (
+	escapeByte = 1 << iota // '%' or '+'
+	highByte               // outside ASCII
+	keyEnd                 // '='
+	fieldEnd               // '&'
+)
+
+// formClass maps each byte of a form body to its class.
+var formClass = func() (t [256]byte) {
+	t['%'], t['+'], t['='], t['&'] = escapeByte, escapeByte, keyEnd, fieldEnd
+	for c := utf8.RuneSelf; c < len(t); c++ {
+		t[c] = highByte
+	}
+	return t
+}()
+
+// appendField appends the field body[from:to] to dst, unless it is empty.
+// eq is the offset of its first '=' or -1, and kc and vc are the classes of
+// its key's and its value's bytes.
+func appendField(dst []kv, text []byte, body string, from, to, eq int, kc, vc byte) ([]kv, []byte, error) {
+	if from == to {
+		return dst, text, nil
+	}
+	kTo, vFrom := to, to
+	if eq >= 0 {
+		kTo, vFrom = eq, eq+1
+	}
+	k, text, err := decodeComponent(body[from:kTo], kc, from, text)
+	if err != nil {
+		return dst, text, err
+	}
+	v, text, err := decodeComponent(body[vFrom:to], vc&^keyEnd, vFrom, text)
+	if err != nil {
+		return dst, text, err
+	}
+	return append(dst, kv{k, v}), text, nil
+}
+
+// decodeComponent returns raw, a key or value at byte off of the body
+// whose bytes have the classes in class, decoded: raw itself when it has
+// no escape, else its decoding appended to text. Bytes that are not UTF-8
+// become U+FFFD (see [ParseForm]).
+func decodeComponent(raw string, class byte, off int, text []byte) (string, []byte, error) {
+	s := raw
+	if class&escapeByte != 0 {
+		start := len(text)
+		var high bool
+		var err error
+		if text, high, err = unescape(text, raw, off); err != nil {
+			return "", text, err
 		}
-		dst = append(dst, kv{k, v})
+		if high {
+			class |= highByte
+		}
+		// text never grows beyond its capacity (see decodeForm), so this
+		// memory stays put and is written once.
+		s = unsafe.String(unsafe.SliceData(text[start:]), len(text)-start) //nolint:gosec // see above
 	}
-	return dst, nil
+	if class&highByte != 0 {
+		s = toValidUTF8(s)
+	}
+	return s, text, nil
+}
+
+// unescape appends raw, with '+' as a space and %XX decoded, to text, whose
+// capacity must have room for len(raw) more bytes, and reports whether it
+// decoded a byte outside ASCII. off is the offset of raw in the body, for
+// the error message.
+func unescape(text []byte, raw string, off int) (_ []byte, high bool, err error) {
+	start := len(text)
+	out := text[start : start+len(raw)]
+	n := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return text, false, errorf("invalid percent-escape at byte " + strconv.Itoa(off+i) + " of the form body")
+			}
+			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			high = high || c >= utf8.RuneSelf
+			i += 2
+		}
+		out[n] = c
+		n++
+	}
+	return text[:start+n], high, nil
 }
 
 // toValidUTF8 replaces each maximal ill-formed subsequence of s with U+FFFD,
@@ -126,56 +215,6 @@ func toValidUTF8(s string) string {
 		i = j
 	}
 	return b.String()
-}
-
-// field returns the field of body starting at off and the offset of the next.
-func field(body []byte, off int) (seg []byte, next int) {
-	end := bytes.IndexByte(body[off:], '&')
-	if end < 0 {
-		return body[off:], len(body)
-	}
-	return body[off : off+end], off + end + 1
-}
-
-// splitField splits a field at its first '=' and returns the value's offset
-// in the body.
-func splitField(seg []byte, off int) (k, v []byte, vOff int) {
-	eq := bytes.IndexByte(seg, '=')
-	if eq < 0 {
-		return seg, nil, off + len(seg)
-	}
-	return seg[:eq], seg[eq+1:], off + eq + 1
-}
-
-// unescapeTo writes b, with '+' as a space and %XX decoded, to sb, and
-// reports whether it wrote a byte outside ASCII. off is the offset of b in
-// the body, for the error message.
-func unescapeTo(sb *strings.Builder, b []byte, off int) (nonASCII bool, err error) {
-	var high byte
-	for i := 0; i < len(b); {
-		j := i
-		for j < len(b) && b[j] != '%' && b[j] != '+' {
-			high |= b[j]
-			j++
-		}
-		sb.Write(b[i:j])
-		if j == len(b) {
-			break
-		}
-		if b[j] == '+' {
-			sb.WriteByte(' ')
-			i = j + 1
-			continue
-		}
-		if j+2 >= len(b) || !isHex(b[j+1]) || !isHex(b[j+2]) {
-			return false, errorf("invalid percent-escape at byte " + strconv.Itoa(off+j) + " of the form body")
-		}
-		c := unhex(b[j+1])<<4 | unhex(b[j+2])
-		high |= c
-		sb.WriteByte(c)
-		i = j + 3
-	}
-	return high >= utf8.RuneSelf, nil
 }
 
 // isHex reports whether c is a hex digit.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Sentinel errors returned (possibly wrapped) by this package. Test them with
@@ -213,10 +214,10 @@ func BodySHA256(body []byte) string {
 // from; on any other error the Match is meaningless.
 //
 // Credentials made by [NewCredential] are cheaper to use than struct
-// literals. With up to 4 credentials and Params of up to 64 values whose
-// signed string fits in 4 KiB, Check does not allocate, except for the
-// Match URL of a variant other than the URL as received; a form body costs
-// one allocation (its decoded fields).
+// literals. With up to 4 credentials, up to 64 parameters (Params, or the
+// fields of a form body of up to 4 KiB) and a signed string that fits in
+// 4 KiB, Check does not allocate, except for the Match URL of a variant
+// other than the URL as received. It keeps no reference to req.
 func Check(req *Request, creds []Credential) (Match, error) {
 	s := getScratch()
 	defer putScratch(s)
@@ -318,7 +319,11 @@ func (s *scratch) input(req *Request, u *urlParts) (input, error) {
 		return input{}, nil // no body at all: only the URL is signed
 	}
 	if isForm(req.ContentType) {
-		pairs, err := decodeForm(req.Body, s.pairs[:0])
+		// The body is read as a string without a copy: the fields decoded
+		// from it do not outlive the call.
+		body := unsafe.String(unsafe.SliceData(req.Body), len(req.Body)) //nolint:gosec // see above
+		pairs, err := decodeForm(body, s.pairs[:0], s.text[:0])
+		s.held = min(len(pairs), stackPairs)
 		if err != nil {
 			return input{}, err
 		}
