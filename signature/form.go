@@ -131,8 +131,9 @@ func decodeComponent(raw string, class byte, off int, text []byte) (string, []by
 			class |= highByte
 		}
 		// text never grows beyond its capacity (see decodeForm), so this
-		// memory stays put and is written once.
-		s = unsafe.String(unsafe.SliceData(text[start:]), len(text)-start) //nolint:gosec // see above
+		// memory stays put and is written once. raw has an escape, so it
+		// decodes to at least one byte.
+		s = unsafe.String(&text[start], len(text)-start) //nolint:gosec // see above
 	}
 	if class&highByte != 0 {
 		s = toValidUTF8(s)

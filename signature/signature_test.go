@@ -512,3 +512,28 @@ func TestCheckAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestScratchDropsCallerMemory checks that working memory goes back to the
+// pool without references to the caller's parameters or body, from params,
+// from a form body, and from a form body that is malformed halfway.
+func TestScratchDropsCallerMemory(t *testing.T) {
+	creds := []Credential{{Secret: token}}
+	body := []byte("To=%2B1415&From=%2B1416&Body=a+b&Bad=%zz&After=1")
+	for _, req := range []Request{
+		{URL: docsURL, Params: docsParams, Signature: docsSig},
+		{URL: docsURL, Body: body[:33], ContentType: "application/x-www-form-urlencoded", HasBody: true, Signature: docsSig},
+		{URL: docsURL, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true, Signature: docsSig},
+	} {
+		s := new(scratch)
+		_, err := s.check(&req, creds)
+		if s.held == 0 {
+			t.Fatalf("check(%q) (%v) held no parameters: the test no longer exercises putScratch", req.Body, err)
+		}
+		putScratch(s)
+		for i, p := range s.pairs {
+			if p != (kv{}) {
+				t.Errorf("after check(%q) (%v), pooled pairs[%d] = %q", req.Body, err, i, p)
+			}
+		}
+	}
+}
