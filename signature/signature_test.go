@@ -3,6 +3,7 @@ package signature
 import (
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -534,6 +535,31 @@ func TestScratchDropsCallerMemory(t *testing.T) {
 			if p != (kv{}) {
 				t.Errorf("after check(%q) (%v), pooled pairs[%d] = %q", req.Body, err, i, p)
 			}
+		}
+	}
+}
+
+// TestCheckLargeForm checks form bodies past the engine's working memory:
+// more fields than it holds, and more bytes to decode than it has room for,
+// with escapes, repeated keys and text outside ASCII. Body mode must agree
+// with params mode, and a signature over other params must not verify.
+func TestCheckLargeForm(t *testing.T) {
+	for _, n := range []int{stackPairs - 1, stackPairs + 1, 300} {
+		params := url.Values{}
+		for i := range n {
+			k := "Field" + strconv.Itoa(i%(n/2+1))
+			params[k] = append(params[k], "v "+strconv.Itoa(i)+" é & = + 100% "+strings.Repeat("x", i%50))
+		}
+		body := []byte(params.Encode())
+		req := Request{URL: docsURL, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true,
+			Signature: Sign(token, docsURL, params)}
+		if _, err := Check(&req, []Credential{{Secret: token}}); err != nil {
+			t.Errorf("%d fields, %d bytes: Check = %v", n, len(body), err)
+		}
+		params.Set("Field0", "other")
+		req.Signature = Sign(token, docsURL, params)
+		if _, err := Check(&req, []Credential{{Secret: token}}); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%d fields, %d bytes, other params signed: Check = %v, want ErrMismatch", n, len(body), err)
 		}
 	}
 }
