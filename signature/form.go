@@ -59,7 +59,9 @@ func decodeForm(body string, dst []kv, text []byte) ([]kv, error) {
 		}
 		switch c := formClass[body[i]]; {
 		case c == fieldEnd:
-			if dst, text, err = appendField(dst, text, body, f, i, eq, kc, vc); err != nil {
+			if kc|vc&^keyEnd == 0 && eq >= 0 {
+				dst = append(dst, kv{body[f:eq], body[eq+1 : i]}) // nothing to decode
+			} else if dst, text, err = appendField(dst, text, body, f, i, eq, kc, vc); err != nil {
 				return dst, err
 			}
 			f, eq, kc, vc = i+1, -1, 0, 0
