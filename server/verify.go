@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -198,10 +197,8 @@ func (s *Server) diagnose(sreq *signature.Request, creds []signature.Credential)
 // paramBytes is the size of the keys and values of a params-mode request.
 func paramBytes(r *signature.Request) int {
 	n := 0
-	for k, vs := range r.Params {
-		for _, v := range vs {
-			n += len(k) + len(v)
-		}
+	for _, f := range r.Fields {
+		n += len(f.Key) + len(f.Value)
 	}
 	return n
 }
@@ -220,9 +217,9 @@ func (s *Server) signatureRequest(req *twilioguardv1.VerifyWebhookRequest) (*sig
 		return nil, fmt.Errorf("too many params: %d (at most %d)", len(req.Params), s.cfg.MaxParams)
 	}
 	if len(req.Params) > 0 {
-		sreq.Params = make(url.Values, len(req.Params))
-		for _, p := range req.Params {
-			sreq.Params[p.Key] = append(sreq.Params[p.Key], p.Value)
+		sreq.Fields = make([]signature.Field, len(req.Params))
+		for i, p := range req.Params {
+			sreq.Fields[i] = signature.Field{Key: p.Key, Value: p.Value}
 		}
 	}
 	if len(req.Body) == 0 && req.ContentType == "" {

@@ -17,7 +17,8 @@ const maxAccountSids = 8
 // AccountSids returns every distinct AccountSid value req names, in order of
 // first appearance, looking where an application might read it from:
 //
-//   - every value of Params["AccountSid"];
+//   - every value of Params["AccountSid"], and of Fields whose key is
+//     AccountSid;
 //   - with a form body, every field whose decoded key is AccountSid, so
 //     that Account%53id=… and %41ccountSid=… count ('+' is a space, %XX
 //     the byte XX), as Go's url.ParseQuery and Request.FormValue and
@@ -42,6 +43,11 @@ func AccountSids(req *Request) []string {
 	var c accountSids
 	for _, v := range req.Params["AccountSid"] {
 		c.addString(v)
+	}
+	for _, f := range req.Fields {
+		if f.Key == "AccountSid" {
+			c.addString(f.Value)
+		}
 	}
 	if req.HasBody {
 		if isForm(req.ContentType) {

@@ -29,6 +29,8 @@ func TestAccountSids(t *testing.T) {
 		{"nothing", Request{URL: hook}, nil},
 		{"params", Request{URL: hook, Params: url.Values{"AccountSid": {"AC1"}}}, []string{"AC1"}},
 		{"params repeated", Request{URL: hook, Params: url.Values{"AccountSid": {"AC1", "AC2", "AC1"}}}, []string{"AC1", "AC2"}},
+		{"fields", Request{URL: hook, Fields: []Field{{"AccountSid", "AC1"}, {"accountsid", "AC3"}, {"AccountSid", "AC2"}, {"AccountSid", "AC1"}}},
+			[]string{"AC1", "AC2"}},
 		{"params keys are already decoded", Request{URL: hook, Params: url.Values{"Account%53id": {"AC2"}}}, nil},
 		{"params key case", Request{URL: hook, Params: url.Values{"accountsid": {"AC2"}}}, nil},
 

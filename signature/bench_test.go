@@ -90,17 +90,18 @@ type benchCase struct {
 	name   string
 	url    string
 	params url.Values
-	body   []byte // params as a form body, in Twilio's order
+	fields []Field // params as a list, in Twilio's order
+	body   []byte  // params as a form body, in Twilio's order
 	sig    string
 	valid  bool
 }
 
 func benchCases() []benchCase {
 	return []benchCase{
-		{"SMS21/valid", smsURL, smsParams, encodeTwilio(smsFields), Sign(benchToken, smsURL, smsParams), true},
-		{"SMS21/invalid", smsURL, smsParams, encodeTwilio(smsFields), Sign("wrong", smsURL, smsParams), false},
-		{"Voice25/valid", voiceURL, voiceParams, encodeTwilio(voiceFields), Sign(benchToken, voiceURL, voiceParams), true},
-		{"Voice25/invalid", voiceURL, voiceParams, encodeTwilio(voiceFields), Sign("wrong", voiceURL, voiceParams), false},
+		{"SMS21/valid", smsURL, smsParams, listed(smsFields), encodeTwilio(smsFields), Sign(benchToken, smsURL, smsParams), true},
+		{"SMS21/invalid", smsURL, smsParams, listed(smsFields), encodeTwilio(smsFields), Sign("wrong", smsURL, smsParams), false},
+		{"Voice25/valid", voiceURL, voiceParams, listed(voiceFields), encodeTwilio(voiceFields), Sign(benchToken, voiceURL, voiceParams), true},
+		{"Voice25/invalid", voiceURL, voiceParams, listed(voiceFields), encodeTwilio(voiceFields), Sign("wrong", voiceURL, voiceParams), false},
 	}
 }
 
@@ -109,13 +110,13 @@ func benchCases() []benchCase {
 // crypto/hmac made once, then Reset, Write and Sum over the prebuilt strings
 // to sign of the URL variants the verdict needs (one for a valid signature;
 // every variant, here two, for an invalid one). The engine is Verify (from
-// url.Values), or Check with a credential made by NewCredential (as the
-// service keeps them) from url.Values or from the form body as Twilio sends
-// it (as Envoy, the proxy and the middleware pass it); twilio-go is given a
-// map, or for a body, url.ParseQuery first, as its users must. ns/op and
-// allocs/op are the engine's; the custom metrics come from interleaved
-// rounds of the three, timed in thread CPU time, so that a machine busy
-// with other work slows all of them alike:
+// url.Values), or Check with a credential made by NewCredential from
+// url.Values, from Fields (as the service passes params) or from the form
+// body as Twilio sends it (as Envoy, the proxy and the middleware pass it);
+// twilio-go is given a map, or for a body, url.ParseQuery first, as its
+// users must. ns/op and allocs/op are the engine's; the custom metrics come
+// from interleaved rounds of the three, timed in thread CPU time, so that a
+// machine busy with other work slows all of them alike:
 //
 //	floor-ns/op      the floor
 //	twilio-go-ns/op  twilio-go
@@ -159,6 +160,7 @@ func BenchmarkCompare(b *testing.B) {
 				}
 			}, fromParams},
 			{"CheckPrepared", check(&Request{URL: c.url, Params: c.params, Signature: c.sig}), fromParams},
+			{"CheckFields", check(&Request{URL: c.url, Fields: c.fields, Signature: c.sig}), fromParams},
 			{"CheckBody", check(&Request{
 				URL: c.url, Body: body, ContentType: "application/x-www-form-urlencoded", HasBody: true, Signature: c.sig,
 			}), fromBody},
@@ -259,6 +261,15 @@ func interleaved(d time.Duration, fs ...func()) []float64 {
 		ns[i] = float64(total[i].Nanoseconds()) / float64(calls[i])
 	}
 	return ns
+}
+
+// listed returns fields as a list of Field.
+func listed(fields [][2]string) []Field {
+	list := make([]Field, len(fields))
+	for i, f := range fields {
+		list[i] = Field{f[0], f[1]}
+	}
+	return list
 }
 
 // encodeTwilio encodes fields as a form body, in their order, as Twilio

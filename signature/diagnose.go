@@ -31,12 +31,12 @@ const maxDiagnosed = 1 << 20
 
 // DefaultDiagnoseBudget returns the bytes [Diagnose] may hash for a request
 // of the given size: its URL plus its body, or plus the keys and values of
-// its Params, which bounds the length of its signed string. That is 64 KiB,
-// enough for every near miss of a typical webhook (an SMS or voice webhook
-// needs under 30 KiB), plus twice the size, so that on a large request the
-// most common near miss, the URL with the other scheme (https:// for
-// http:// or the reverse) and its port variant, is still tried; and 0, no
-// diagnosis, for a request over 1 MiB.
+// its Params or Fields, which bounds the length of its signed string. That
+// is 64 KiB, enough for every near miss of a typical webhook (an SMS or
+// voice webhook needs under 30 KiB), plus twice the size, so that on a large
+// request the most common near miss, the URL with the other scheme
+// (https:// for http:// or the reverse) and its port variant, is still
+// tried; and 0, no diagnosis, for a request over 1 MiB.
 func DefaultDiagnoseBudget(size int) int {
 	if size > maxDiagnosed {
 		return 0
@@ -67,7 +67,7 @@ func DiagnoseBudget(req *Request, creds []Credential, maxBytes int) (hint string
 }
 
 // requestSize returns the length of req's URL plus its body, or plus the
-// keys and values of its Params.
+// keys and values of its Params and Fields.
 func requestSize(req *Request) int {
 	n := len(req.URL)
 	if req.HasBody {
@@ -77,6 +77,9 @@ func requestSize(req *Request) int {
 		for _, v := range vs {
 			n += len(k) + len(v)
 		}
+	}
+	for _, f := range req.Fields {
+		n += len(f.Key) + len(f.Value)
 	}
 	return n
 }
@@ -426,6 +429,9 @@ func wirePairs(req *Request) []kv {
 		for _, v := range vs {
 			wire = append(wire, kv{k, v})
 		}
+	}
+	for _, f := range req.Fields {
+		wire = append(wire, kv{f.Key, f.Value})
 	}
 	return wire
 }

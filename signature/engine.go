@@ -55,13 +55,17 @@ type scratch struct {
 	text     [stackBytes]byte // decoded form fields
 }
 
-// collect returns the parameters of params, in no particular order.
-func (s *scratch) collect(params url.Values) []kv {
+// collect returns the parameters of params and fields, in no particular
+// order.
+func (s *scratch) collect(params url.Values, fields []Field) []kv {
 	pairs := s.pairs[:0]
 	for k, vs := range params {
 		for _, v := range vs {
 			pairs = append(pairs, kv{k, v})
 		}
+	}
+	for _, f := range fields {
+		pairs = append(pairs, kv{f.Key, f.Value})
 	}
 	s.held = min(len(pairs), stackPairs)
 	return pairs

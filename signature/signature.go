@@ -121,6 +121,10 @@ type Request struct {
 	// Params are the decoded form fields (params mode). They are nil for GET
 	// webhooks, whose parameters are in the URL.
 	Params url.Values
+	// Fields are the decoded form fields as a list, in any order, repeated
+	// keys included: params mode without building a map, for callers that
+	// hold the fields as pairs. Give Params or Fields, not both.
+	Fields []Field
 	// Body is the raw request body (body mode, when HasBody is set).
 	Body []byte
 	// ContentType is the Content-Type of Body. A form body
@@ -132,6 +136,11 @@ type Request struct {
 	HasBody bool
 	// Signature is the X-Twilio-Signature header value.
 	Signature string
+}
+
+// Field is one decoded form field.
+type Field struct {
+	Key, Value string
 }
 
 // Match says how a request verified.
@@ -158,7 +167,7 @@ func SignWith(alg Algorithm, secret, rawURL string, params url.Values) string {
 	}
 	s := getScratch()
 	defer putScratch(s)
-	pairs := s.collect(params)
+	pairs := s.collect(params, nil)
 	m := s.message(pairs, len(rawURL))
 	var k key
 	k.init(alg, secret)
@@ -206,7 +215,8 @@ func BodySHA256(body []byte) string {
 // [ErrMissingSignature] (empty Signature); [ErrNoCredentials] (no credential
 // left); [ErrMalformedSignature] (not the canonical padded base64 of a MAC
 // of a length some credential's algorithm produces); a wrapped
-// [ErrMalformedRequest] (bad URL, bad form body, or both Params and a body);
+// [ErrMalformedRequest] (bad URL, bad form body, or parameters given in
+// more than one of Params, Fields and a body);
 // [ErrMissingBodyHash] (a non-form body without bodySHA256); then
 // [ErrMismatch] when nothing matches, or [ErrBodyHashMismatch] when the
 // signature matches but the body's SHA-256 does not. On ErrBodyHashMismatch
@@ -214,8 +224,8 @@ func BodySHA256(body []byte) string {
 // from; on any other error the Match is meaningless.
 //
 // Credentials made by [NewCredential] are cheaper to use than struct
-// literals. With up to 4 credentials, up to 64 parameters (Params, or the
-// fields of a form body of up to 4 KiB) and a signed string that fits in
+// literals. With up to 4 credentials, up to 64 parameters (Params, Fields,
+// or the fields of a form body of up to 4 KiB) and a signed string that fits in
 // 4 KiB, Check does not allocate, except for the Match URL of a variant
 // other than the URL as received. It keeps no reference to req.
 func Check(req *Request, creds []Credential) (Match, error) {
@@ -232,7 +242,7 @@ func Check(req *Request, creds []Credential) (Match, error) {
 //     names a host, has a port that is a number up to 65535 when it has one,
 //     and has no byte below 0x21 and no 0x7f (no space and no control
 //     character: a request-target cannot carry them);
-//   - it does not carry both Params and a body;
+//   - it gives its parameters in at most one of Params, Fields and a body;
 //   - a form body has only valid percent-escapes.
 //
 // The messages say what is wrong and where, and never quote the URL, which
@@ -243,14 +253,23 @@ func Validate(req *Request) error {
 	if _, err := splitURL(req.URL); err != nil {
 		return err
 	}
-	if !req.HasBody {
-		return nil
+	if err := mixedParams(req); err != nil {
+		return err
 	}
-	if len(req.Params) > 0 {
-		return errorf("request has both params and a body")
-	}
-	if isForm(req.ContentType) {
+	if req.HasBody && isForm(req.ContentType) {
 		return checkEscapes(req.Body)
+	}
+	return nil
+}
+
+// mixedParams refuses a request that gives its parameters in more than one
+// way.
+func mixedParams(req *Request) error {
+	switch {
+	case len(req.Params) > 0 && len(req.Fields) > 0:
+		return errorf("request has both params and fields")
+	case req.HasBody && (len(req.Params) > 0 || len(req.Fields) > 0):
+		return errorf("request has both params and a body")
 	}
 	return nil
 }
@@ -309,11 +328,11 @@ type input struct {
 // input extracts the signed parameters of req, and for a non-form body checks
 // the body hash.
 func (s *scratch) input(req *Request, u *urlParts) (input, error) {
-	if !req.HasBody {
-		return input{pairs: s.collect(req.Params)}, nil
+	if err := mixedParams(req); err != nil {
+		return input{}, err
 	}
-	if len(req.Params) > 0 {
-		return input{}, errorf("request has both params and a body")
+	if !req.HasBody {
+		return input{pairs: s.collect(req.Params, req.Fields)}, nil
 	}
 	if len(req.Body) == 0 && strings.TrimSpace(req.ContentType) == "" {
 		return input{}, nil // no body at all: only the URL is signed

@@ -29,6 +29,11 @@ var (
 		"From":    {"+14158675309"},
 		"To":      {"+18005551212"},
 	}
+	// docsFields are docsParams as a list, in another order.
+	docsFields = []Field{
+		{"To", "+18005551212"}, {"Digits", "1234"}, {"CallSid", "CA1234567890ABCDE"},
+		{"From", "+14158675309"}, {"Caller", "+14158675309"},
+	}
 	nodeParams = url.Values{
 		"CallSid": {"CA1234567890ABCDE"},
 		"Caller":  {"+12349013030"},
@@ -301,6 +306,12 @@ func TestCheck(t *testing.T) {
 			[]Credential{{Secret: token, Algorithm: 9}}, Match{}, ErrNoCredentials},
 		{"params and body", Request{URL: docsURL, Params: docsParams, HasBody: true, Signature: docsSig}, creds,
 			Match{}, ErrMalformedRequest},
+		{"fields", Request{URL: docsURL, Fields: docsFields, Signature: docsSig}, creds,
+			Match{Credential: 2, URL: docsURL}, nil},
+		{"fields and params", Request{URL: docsURL, Params: docsParams, Fields: docsFields, Signature: docsSig}, creds,
+			Match{}, ErrMalformedRequest},
+		{"fields and body", Request{URL: docsURL, Fields: docsFields, HasBody: true, Signature: docsSig}, creds,
+			Match{}, ErrMalformedRequest},
 		{"empty body no content type", Request{URL: docsURL, HasBody: true, Signature: Sign(token, docsURL, nil)}, creds,
 			Match{Credential: 2, URL: docsURL}, nil},
 		{"userinfo stripped", Request{URL: "https://u:p@mycompany.com/myapp.php?foo=1&bar=2", Params: docsParams,
@@ -392,6 +403,9 @@ func TestValidate(t *testing.T) {
 		{"bad escape", Request{URL: "https://x.example/sms", Body: []byte("a=1&b=%z1"), ContentType: form, HasBody: true}, false},
 		{"escape cut short", Request{URL: "https://x.example/sms", Body: []byte("a=%4"), ContentType: form, HasBody: true}, false},
 		{"params and body", Request{URL: "https://x.example/sms", Params: url.Values{"a": {"1"}}, Body: []byte("a=1"), ContentType: form, HasBody: true}, false},
+		{"fields", Request{URL: "https://x.example/sms", Fields: []Field{{"a", "1"}, {"a", "2"}}}, true},
+		{"fields and params", Request{URL: "https://x.example/sms", Params: url.Values{"a": {"1"}}, Fields: []Field{{"a", "1"}}}, false},
+		{"fields and body", Request{URL: "https://x.example/sms", Fields: []Field{{"a", "1"}}, Body: []byte("a=1"), ContentType: form, HasBody: true}, false},
 		{"upper-case scheme", Request{URL: "HTTPS://x.example/sms"}, true},
 		{"other scheme", Request{URL: "ftp://x.example/sms"}, false},
 		{"space", Request{URL: "https://x.example/a b"}, false},
@@ -505,6 +519,7 @@ func TestCheckAllocs(t *testing.T) {
 		{Name: "previous_auth_token", Secret: "old"}}
 	for _, req := range []Request{
 		{URL: docsURL, Params: docsParams, Signature: docsSig},
+		{URL: docsURL, Fields: docsFields, Signature: docsSig},
 		// Every variant tried, none matches.
 		{URL: strings.Replace(docsURL, "https://", "https://u:p@", 1), Params: docsParams, Signature: Sign("other", docsURL, docsParams)},
 	} {
