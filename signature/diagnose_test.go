@@ -172,12 +172,7 @@ func TestDiagnoseTypicalWebhooks(t *testing.T) {
 				t.Errorf("%s %s: hashed %d bytes, over the budget %d", hook.name, tt.name, hashed, budget)
 			}
 			// The same request with its parameters as a list gets the same hint.
-			fields := Request{URL: req.URL, Signature: req.Signature}
-			for k, vs := range req.Params {
-				for _, v := range vs {
-					fields.Fields = append(fields.Fields, Field{k, v})
-				}
-			}
+			fields := Request{URL: req.URL, Fields: fieldsOf(req.Params), Signature: req.Signature}
 			if h, n := DiagnoseBudget(&fields, creds, -1); h != got || n != hashed {
 				t.Errorf("%s %s: with Fields, hint %q after %d bytes; with Params %q after %d", hook.name, tt.name, h, n, got, hashed)
 			}

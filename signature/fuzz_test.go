@@ -180,13 +180,7 @@ func FuzzCheck(f *testing.F) {
 		if m2, err := Check(req2, creds); err != nil || m2 != m {
 			t.Fatalf("params mode: Check = %+v, %v; body mode %+v", m2, err, m)
 		}
-		var fields []Field
-		for k, vs := range params {
-			for _, v := range vs {
-				fields = append(fields, Field{k, v})
-			}
-		}
-		req3 := &Request{URL: rawURL, Fields: fields, Signature: sig}
+		req3 := &Request{URL: rawURL, Fields: fieldsOf(params), Signature: sig}
 		if m3, err := Check(req3, creds); err != nil || m3 != m {
 			t.Fatalf("fields mode: Check = %+v, %v; body mode %+v", m3, err, m)
 		}

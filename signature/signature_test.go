@@ -578,3 +578,14 @@ func TestCheckLargeForm(t *testing.T) {
 		}
 	}
 }
+
+// fieldsOf returns the values of params as a list of fields.
+func fieldsOf(params url.Values) []Field {
+	var fields []Field
+	for k, vs := range params {
+		for _, v := range vs {
+			fields = append(fields, Field{k, v})
+		}
+	}
+	return fields
+}
