@@ -43,77 +43,57 @@ func decodeForm(body string, dst []kv, text []byte) ([]kv, error) {
 		text = make([]byte, 0, len(body))
 	}
 	text = text[:0]
-	// One pass over the bytes, in which only the rare special ones (see
-	// formClass) do anything: the current field starts at f, its first '='
-	// is at eq (-1 if none), and kc and vc are the classes of its key's and
-	// its value's bytes.
-	f, eq := 0, -1
-	var kc, vc byte
 	var err error
-	for i := 0; ; i++ {
-		for i < len(body) && formClass[body[i]] == 0 {
-			i++
+	for off := 0; off < len(body); {
+		end := strings.IndexByte(body[off:], '&')
+		if end < 0 {
+			end = len(body) - off
 		}
-		if i == len(body) {
-			break
-		}
-		switch c := formClass[body[i]]; {
-		case c == fieldEnd:
-			if kc|vc&^keyEnd == 0 && eq >= 0 {
-				dst = append(dst, kv{body[f:eq], body[eq+1 : i]}) // nothing to decode
-			} else if dst, text, err = appendField(dst, text, body, f, i, eq, kc, vc); err != nil {
-				return dst, err
+		if end > 0 {
+			field := body[off : off+end]
+			kTo, vFrom := len(field), len(field)
+			if eq := strings.IndexByte(field, '='); eq >= 0 {
+				kTo, vFrom = eq, eq+1
 			}
-			f, eq, kc, vc = i+1, -1, 0, 0
-		case eq >= 0:
-			vc |= c
-		case c == keyEnd:
-			eq = i
-		default:
-			kc |= c
+			k, v := field[:kTo], field[vFrom:]
+			kc, vc := classOf(k), classOf(v)
+			if kc|vc != 0 {
+				if k, text, err = decodeComponent(k, kc, off, text); err != nil {
+					return dst, err
+				}
+				if v, text, err = decodeComponent(v, vc, off+vFrom, text); err != nil {
+					return dst, err
+				}
+			}
+			dst = append(dst, kv{k, v})
 		}
+		off += end + 1
 	}
-	dst, _, err = appendField(dst, text, body, f, len(body), eq, kc, vc)
-	return dst, err
+	return dst, nil
 }
 
-// Classes of the bytes of a form body, as bit flags; most bytes have none.
+// Classes of the bytes of a form field, as bit flags; most bytes have none.
 const (
 	escapeByte = 1 << iota // '%' or '+'
 	highByte               // outside ASCII
-	keyEnd                 // '='
-	fieldEnd               // '&'
 )
 
-// formClass maps each byte of a form body to its class.
+// formClass maps each byte of a form field to its class.
 var formClass = func() (t [256]byte) {
-	t['%'], t['+'], t['='], t['&'] = escapeByte, escapeByte, keyEnd, fieldEnd
+	t['%'], t['+'] = escapeByte, escapeByte
 	for c := utf8.RuneSelf; c < len(t); c++ {
 		t[c] = highByte
 	}
 	return t
 }()
 
-// appendField appends the field body[from:to] to dst, unless it is empty.
-// eq is the offset of its first '=' or -1, and kc and vc are the classes of
-// its key's and its value's bytes.
-func appendField(dst []kv, text []byte, body string, from, to, eq int, kc, vc byte) ([]kv, []byte, error) {
-	if from == to {
-		return dst, text, nil
+// classOf returns the classes of the bytes of s.
+func classOf(s string) byte {
+	var c byte
+	for i := range len(s) {
+		c |= formClass[s[i]]
 	}
-	kTo, vFrom := to, to
-	if eq >= 0 {
-		kTo, vFrom = eq, eq+1
-	}
-	k, text, err := decodeComponent(body[from:kTo], kc, from, text)
-	if err != nil {
-		return dst, text, err
-	}
-	v, text, err := decodeComponent(body[vFrom:to], vc&^keyEnd, vFrom, text)
-	if err != nil {
-		return dst, text, err
-	}
-	return append(dst, kv{k, v}), text, nil
+	return c
 }
 
 // decodeComponent returns raw, a key or value at byte off of the body
