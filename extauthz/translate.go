@@ -396,7 +396,10 @@ func denyStatus(res result) (typev3.StatusCode, codes.Code, string) {
 func forgedHeaders(h *authv3.AttributeContext_HttpRequest) []string {
 	var out []string
 	check := func(name string) {
-		if webhookreq.IsInjected(name) && !slices.Contains(injected[:], name) && !slices.Contains(out, name) {
+		if !webhookreq.IsInjected(name) {
+			return
+		}
+		if name = strings.ToLower(name); !slices.Contains(injected[:], name) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
@@ -404,7 +407,7 @@ func forgedHeaders(h *authv3.AttributeContext_HttpRequest) []string {
 		check(name)
 	}
 	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		check(strings.ToLower(hv.GetKey()))
+		check(hv.GetKey())
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	twilioguardv1 "github.com/twilioguard/twilioguard/gen/twilioguard/v1"
 )
@@ -104,8 +103,31 @@ func Request(r *http.Request, publicURL string, body []byte) *twilioguardv1.Veri
 // or X-Twilio-Account-Sid. A client-sent copy must never reach an
 // application or a gateway's decision.
 func IsInjected(name string) bool {
-	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	return strings.HasPrefix(n, "x-twilioguard-") || n == "x-twilio-account-sid"
+	const prefix, accountSid = "x-twilioguard-", "x-twilio-account-sid"
+	return hasPrefixFold(name, prefix) || len(name) == len(accountSid) && hasPrefixFold(name, accountSid)
+}
+
+// hasPrefixFold reports whether s starts with prefix, a lower-case header
+// name, in any ASCII case and with '_' for '-'. It runs on every header of
+// every request, so it neither allocates nor reads past the first byte
+// that differs.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := s[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // StripInjected removes from h every header [IsInjected] names.

@@ -103,3 +103,42 @@ func TestStripInjected(t *testing.T) {
 		t.Errorf("after StripInjected: %v; want only the two unrelated headers", h)
 	}
 }
+
+func TestIsInjected(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"x-twilioguard-verified":    true,
+		"X-TWILIOGUARD-VERIFIED":    true,
+		"X_Twilioguard_Account_Sid": true,
+		"x-twilioguard-":            true,
+		"x-twilio-account-sid":      true,
+		"X_TWILIO_ACCOUNT_SID":      true,
+		"x-twilio-account-sid-x":    false,
+		"x-twilio-account-si":       false,
+		"x-twilioguard":             false,
+		"x-twilioguardverified":     false,
+		"x-twilio-signature":        false,
+		"content-type":              false,
+		"":                          false,
+		"x-twİlioguard-verified":    false, // U+0130 is not an ASCII I
+		"x-twilioguard\x00verified": false,
+	} {
+		if got := IsInjected(name); got != want {
+			t.Errorf("IsInjected(%q) = %v, want %v", name, got, want)
+		}
+	}
+	// The same answer as folding the whole name, for every spelling of
+	// every prefix of the injected names.
+	for _, base := range []string{"x-twilioguard-verified", "x-twilio-account-sid"} {
+		for n := range len(base) + 1 {
+			for _, spell := range []func(string) string{strings.ToUpper, strings.ToLower, func(s string) string { return strings.ReplaceAll(s, "-", "_") }} {
+				name := spell(base[:n])
+				folded := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+				want := strings.HasPrefix(folded, "x-twilioguard-") || folded == "x-twilio-account-sid"
+				if got := IsInjected(name); got != want {
+					t.Errorf("IsInjected(%q) = %v, want %v", name, got, want)
+				}
+			}
+		}
+	}
+}
