@@ -107,12 +107,17 @@ func (c *accountSids) addForm(form []byte) {
 		var seg []byte
 		seg, form, _ = bytes.Cut(form, []byte("&"))
 		k, v, _ := bytes.Cut(seg, []byte("="))
-		// A key decodes to at least a third of its length.
-		if len(k) < len(name) || len(k) > 3*len(name) {
-			continue
-		}
-		if c.buf = appendUnescaped(c.buf[:0], k); string(c.buf) != name {
-			continue
+		if string(k) != name {
+			// Only a %-escape can make another key decode to name ('+'
+			// decodes to a space, which name lacks), and it shortens the
+			// key: a key decodes to between a third of its length and
+			// its length.
+			if len(k) <= len(name) || len(k) > 3*len(name) || bytes.IndexByte(k, '%') < 0 {
+				continue
+			}
+			if c.buf = appendUnescaped(c.buf[:0], k); string(c.buf) != name {
+				continue
+			}
 		}
 		c.buf = appendUnescaped(c.buf[:0], v)
 		c.add(c.buf)
