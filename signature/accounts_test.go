@@ -99,7 +99,7 @@ func TestAccountSids(t *testing.T) {
 	}
 }
 
-// TestAccountSidsLarge is not parallel: testing.AllocsPerRun counts every
+// TestAccountSidsLarge is not parallel: allocsPerRun counts every
 // allocation in the process.
 func TestAccountSidsLarge(t *testing.T) {
 	const form = "application/x-www-form-urlencoded"
@@ -138,7 +138,7 @@ func TestAccountSidsLarge(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s: AccountSids (-want +got):\n%s", tt.name, diff)
 		}
-		if allocs := testing.AllocsPerRun(3, func() { AccountSids(&tt.req) }); allocs > tt.maxAllocs+raceSlack {
+		if allocs := allocsPerRun(3, func() { AccountSids(&tt.req) }); allocs > tt.maxAllocs+raceSlack {
 			t.Errorf("%s: AccountSids allocates %v times, want at most %v", tt.name, allocs, tt.maxAllocs)
 		}
 	}

@@ -315,18 +315,18 @@ func BenchmarkTwilioGoValidateBody(b *testing.B) {
 	}
 }
 
-// TestVerifyAllocs is not parallel: testing.AllocsPerRun counts every
+// TestVerifyAllocs is not parallel: allocsPerRun counts every
 // allocation in the process.
 func TestVerifyAllocs(t *testing.T) {
 	for _, c := range benchCases() {
-		allocs := testing.AllocsPerRun(100, func() {
+		allocs := allocsPerRun(100, func() {
 			_ = Verify(benchToken, c.url, c.params, c.sig)
 		})
 		if allocs > raceSlack {
 			t.Errorf("%s: Verify allocates %v times, want 0", c.name, allocs)
 		}
 		body := c.body
-		allocs = testing.AllocsPerRun(100, func() {
+		allocs = allocsPerRun(100, func() {
 			_ = VerifyBody(benchToken, c.url, "application/x-www-form-urlencoded", body, c.sig)
 		})
 		if allocs > raceSlack {
