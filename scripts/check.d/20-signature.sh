@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Package signature, beyond `go test`: regenerates the conformance vectors with
+# Package signature, beyond `go test -race`: regenerates the conformance vectors with
 # the real twilio-node and twilio-python signers and fails on any drift from
 # the committed signature/testdata/vectors.json, then fuzzes the form parser,
 # the URL variant builder, the settings header parser, Check, AccountSids and
-# Sign (under 3 min).
+# Sign (under 3 min). It also runs the allocation tests, which need a build
+# without the race detector.
 set -euo pipefail
 cd "$ROOT"
 
@@ -24,6 +25,9 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "SKIP signature vector regeneration: SDK signers not installed (source scripts/setup.d/10-sdk-signers.sh with TG_CACHE set)"
 fi
+
+# Allocation counts, which the race detector of the Go check randomises.
+go test -count=1 -run 'Allocs|^TestAccountSidsLarge$' ./signature
 
 for target in FuzzParseForm:30s FuzzURLVariants:30s FuzzParseSettings:30s FuzzCheck:20s FuzzAccountSids:20s FuzzSign:15s; do
   go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "${target##*:}" ./signature
