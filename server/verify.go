@@ -186,21 +186,12 @@ func (s *Server) verify(req *twilioguardv1.VerifyWebhookRequest) (*twilioguardv1
 // that invalid requests cannot buy much more CPU than valid ones.
 func (s *Server) diagnose(sreq *signature.Request, creds []signature.Credential) string {
 	now := time.Now()
-	limit := signature.DefaultDiagnoseBudget(len(sreq.URL) + len(sreq.Body) + paramBytes(sreq))
+	limit := signature.DefaultDiagnoseBudget(sreq.Size())
 	if limit == 0 || !s.hintBytes.spend(now, limit) || !s.hints.take(now) {
 		return ""
 	}
 	hint, _ := signature.DiagnoseBudget(sreq, creds, limit)
 	return hint
-}
-
-// paramBytes is the size of the keys and values of a params-mode request.
-func paramBytes(r *signature.Request) int {
-	n := 0
-	for _, f := range r.Fields {
-		n += len(f.Key) + len(f.Value)
-	}
-	return n
 }
 
 // signatureRequest validates the request's shape and limits and turns it

@@ -52,7 +52,7 @@ func DefaultDiagnoseBudget(size int) int {
 // request's size.
 func DiagnoseBudget(req *Request, creds []Credential, maxBytes int) (hint string, hashed int) {
 	if maxBytes < 0 {
-		maxBytes = DefaultDiagnoseBudget(requestSize(req))
+		maxBytes = DefaultDiagnoseBudget(req.Size())
 	}
 	if maxBytes == 0 {
 		return "", 0
@@ -66,9 +66,9 @@ func DiagnoseBudget(req *Request, creds []Credential, maxBytes int) (hint string
 	return hint, d.hashed
 }
 
-// requestSize returns the length of req's URL plus its body, or plus the
-// keys and values of its Params and Fields.
-func requestSize(req *Request) int {
+// Size returns the length of req's URL plus its body, or plus the keys and
+// values of its Params and Fields: the size [DefaultDiagnoseBudget] takes.
+func (req *Request) Size() int {
 	n := len(req.URL)
 	if req.HasBody {
 		return n + len(req.Body)

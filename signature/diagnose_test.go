@@ -168,7 +168,7 @@ func TestDiagnoseTypicalWebhooks(t *testing.T) {
 			if _, all := DiagnoseBudget(&req, creds, 1<<40); all != hashed {
 				t.Errorf("%s %s: hashed %d bytes within the default budget, %d without bound", hook.name, tt.name, hashed, all)
 			}
-			if budget := DefaultDiagnoseBudget(requestSize(&req)); hashed > budget {
+			if budget := DefaultDiagnoseBudget(req.Size()); hashed > budget {
 				t.Errorf("%s %s: hashed %d bytes, over the budget %d", hook.name, tt.name, hashed, budget)
 			}
 			// The same request with its parameters as a list gets the same hint.
