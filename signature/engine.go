@@ -49,6 +49,8 @@ type scratch struct {
 	pairs    [stackPairs]kv
 	held     int // pairs[:held] may refer to the caller's memory
 	order    [stackPairs]uint64
+	last     [stackPairs]uint8 // the signing order of the last pairs laid out, if lastN > 0
+	lastN    int               // how many pairs that was; 0 if they had duplicates or were many
 	keyList  [stackKeys]key
 	variants [maxVariants]variant
 	buf      [stackBytes]byte
@@ -93,12 +95,56 @@ func prefix8(k string) uint64 {
 		uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
 }
 
+// mask8 masks the index out of a sort key made of a key prefix and the
+// index of its pair.
+const mask8 = 0xff
+
 // signingOrder returns the indices of pairs (masked by mask) in the order
 // Twilio signs them, by key, then by value, with duplicate pairs removed,
 // and an upper bound of the length of the parameters' part of the signed
 // string. The parameters themselves are not moved: sorting plain integers
 // is fast.
 func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size int) {
+	if len(pairs) == s.lastN {
+		if order, size, ok := s.reuseOrder(pairs); ok {
+			return order, mask8, size
+		}
+	}
+	order, mask, size = s.sortOrder(pairs)
+	s.lastN = 0
+	if len(order) == len(pairs) && len(order) <= stackPairs {
+		for i, o := range order {
+			s.last[i] = uint8(o & mask8)
+		}
+		s.lastN = len(order)
+	}
+	return order, mask, size
+}
+
+// reuseOrder returns the signing order of the last pairs laid out if it is
+// also the signing order of pairs, with the length of their part of the
+// signed string. Webhooks of one kind list their fields in the same order,
+// so it usually is, and checking it costs one comparison per pair where
+// sorting costs several.
+func (s *scratch) reuseOrder(pairs []kv) (order []uint64, size int, ok bool) {
+	order = s.order[:len(pairs)]
+	var prev *kv
+	var prevKey uint64
+	for i, o := range s.last[:len(pairs)] {
+		e := &pairs[o]
+		key := prefix8(e.k)
+		if prev != nil && key <= prevKey && compareKV(prev, e) >= 0 {
+			return nil, 0, false // out of order, or a duplicate
+		}
+		order[i] = uint64(o)
+		size += len(e.k) + len(e.v)
+		prev, prevKey = e, key
+	}
+	return order, size, true
+}
+
+// sortOrder computes the result of signingOrder by sorting.
+func (s *scratch) sortOrder(pairs []kv) (order []uint64, mask uint64, size int) {
 	order = s.order[:0]
 	if len(pairs) > 256 {
 		for i := range pairs {
@@ -127,7 +173,6 @@ func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size in
 	} else {
 		slices.Sort(order)
 	}
-	const mask8 = 0xff
 	if !ties {
 		return order, mask8, size // no two pairs alike: no duplicates either
 	}

@@ -2,6 +2,7 @@ package signature
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -577,6 +578,49 @@ func TestCheckLargeForm(t *testing.T) {
 		if _, err := Check(&req, []Credential{{Secret: token}}); !errors.Is(err, ErrMismatch) {
 			t.Errorf("%d fields, %d bytes, other params signed: Check = %v, want ErrMismatch", n, len(body), err)
 		}
+	}
+}
+
+// TestSigningOrderReuse lays out a long run of parameter lists with one
+// working memory, as the pool hands it to call after call: lists of one
+// length, often the last list again, or again with two pairs swapped, with
+// keys that share prefixes, repeated keys and duplicate pairs. Each layout
+// must be the plainly built string to sign, whether the last order was
+// reused or not, and both must happen often.
+func TestSigningOrderReuse(t *testing.T) {
+	keys := []string{"A", "AccountSid", "AccountSidX", "B", "Body", "Body", "From", "FromCity", "FromCityZ"}
+	values := []string{"", "1", "2", "é"}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	s := new(scratch)
+	var pairs []kv
+	hits, misses := 0, 0
+	for range 3000 {
+		switch r := rnd.IntN(4); {
+		case r == 0 || len(pairs) == 0:
+			pairs = pairs[:0]
+			for range 6 {
+				pairs = append(pairs, kv{keys[rnd.IntN(len(keys))], values[rnd.IntN(len(values))]})
+			}
+		case r == 1:
+			i, j := rnd.IntN(len(pairs)), rnd.IntN(len(pairs))
+			pairs[i], pairs[j] = pairs[j], pairs[i]
+		}
+		params := url.Values{}
+		for _, p := range pairs {
+			params[p.k] = append(params[p.k], p.v)
+		}
+		if _, _, ok := s.reuseOrder(pairs); ok && s.lastN == len(pairs) {
+			hits++
+		} else {
+			misses++
+		}
+		m := s.message(pairs, 0)
+		if got, want := string(m.buf[m.p:]), stringToSign("", params); got != want {
+			t.Fatalf("pairs %q laid out as %q, want %q", pairs, got, want)
+		}
+	}
+	if hits < 500 || misses < 500 {
+		t.Errorf("last order reused %d times and not %d times: the test no longer exercises both", hits, misses)
 	}
 }
 
