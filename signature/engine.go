@@ -47,7 +47,8 @@ type kv struct{ k, v string }
 // grown (copied) on every call.
 type scratch struct {
 	pairs    [stackPairs]kv
-	held     int // pairs[:held] may refer to the caller's memory
+	held     int  // pairs[:held] may refer to the caller's memory
+	listed   bool // the pairs come in an order that repeats from call to call
 	order    [stackPairs]uint64
 	last     [stackPairs]uint8 // the signing order of the last pairs laid out, if lastN > 0
 	lastN    int               // how many pairs that was; 0 if they had duplicates or were many
@@ -69,7 +70,16 @@ func (s *scratch) collect(params url.Values, fields []Field) []kv {
 	for _, f := range fields {
 		pairs = append(pairs, kv{f.Key, f.Value})
 	}
+	return s.hold(pairs, len(params) == 0)
+}
+
+// hold returns pairs, read into s.pairs, after noting that s.pairs may now
+// refer to the caller's memory (see putScratch) and whether the pairs come
+// in an order that repeats from call to call, as a list's or a body's does
+// (see signingOrder) and a map's does not.
+func (s *scratch) hold(pairs []kv, listed bool) []kv {
 	s.held = min(len(pairs), stackPairs)
+	s.listed = listed
 	return pairs
 }
 
@@ -103,8 +113,12 @@ const mask8 = 0xff
 // Twilio signs them, by key, then by value, with duplicate pairs removed,
 // and an upper bound of the length of the parameters' part of the signed
 // string. The parameters themselves are not moved: sorting plain integers
-// is fast.
+// is fast. Pairs listed in a repeatable order are often listed as the last
+// ones were, so their order is remembered and tried first.
 func (s *scratch) signingOrder(pairs []kv) (order []uint64, mask uint64, size int) {
+	if !s.listed {
+		return s.sortOrder(pairs)
+	}
 	if len(pairs) == s.lastN {
 		if order, size, ok := s.reuseOrder(pairs); ok {
 			return order, mask8, size

@@ -342,7 +342,7 @@ func (s *scratch) input(req *Request, u *urlParts) (input, error) {
 		// from it do not outlive the call.
 		body := unsafe.String(unsafe.SliceData(req.Body), len(req.Body)) //nolint:gosec // see above
 		pairs, err := decodeForm(body, s.pairs[:0], s.text[:0])
-		s.held = min(len(pairs), stackPairs)
+		s.hold(pairs, true)
 		if err != nil {
 			return input{}, err
 		}

@@ -609,6 +609,7 @@ func TestSigningOrderReuse(t *testing.T) {
 		for _, p := range pairs {
 			params[p.k] = append(params[p.k], p.v)
 		}
+		s.hold(pairs, true)
 		if _, _, ok := s.reuseOrder(pairs); ok && s.lastN == len(pairs) {
 			hits++
 		} else {
