@@ -14,13 +14,15 @@ cd "$(dirname "$0")/.."
 bench() { # bench PACKAGE PATTERN [go test flags...]
   local pkg=$1 pattern=$2
   shift 2
-  printf '\n=== %s %s\n' "$pkg" "$pattern"
+  printf '\n=== %s %s%s\n' "$pkg" "$pattern" "${GODEBUG:+ (GODEBUG=$GODEBUG)}"
   go test -run '^$' -bench "$pattern" "$@" "$pkg" | grep -E '^(Benchmark|ok|FAIL|---)' || true
 }
 
 # The signature engine against twilio-go's RequestValidator and the
 # standard library's HMAC-SHA1 over the prebuilt string to sign.
 bench ./signature 'BenchmarkCompare$' -count 3
+# The same without the CPU's SHA extensions, where the HMAC runs in software.
+GODEBUG=cpu.sha=off bench ./signature 'BenchmarkCompare$' -count 3
 # Check (native listener and main port) and VerifyWebhook against trivial
 # servers on the same transports, as users run the service; log bytes per call.
 bench ./internal/app 'BenchmarkDefaultConfig$' -benchtime 1x -count 3
