@@ -29,14 +29,25 @@ func lock(path string) (*os.File, error) {
 		return nil, err
 	}
 	if err := f.Truncate(0); err != nil {
-		f.Close()
+		_ = unlock(f)
 		return nil, err
 	}
 	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
-		f.Close()
+		_ = unlock(f)
 		return nil, err
 	}
 	return f, nil
+}
+
+// unlock releases the lock [lock] took and closes f. It releases the lock
+// explicitly rather than by closing f: a child process forked at that moment
+// (exec.Command in another goroutine) shares f's open file until it execs,
+// and with it the lock, so closing alone could leave the database locked.
+func unlock(f *os.File) error {
+	if f == nil {
+		return nil
+	}
+	return errors.Join(flock(f, syscall.LOCK_UN), f.Close())
 }
 
 // flock applies flock(2) to f, retrying when a signal interrupts it.

@@ -87,9 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s, err := open(ctx, cfg, lockFile)
 	if err != nil {
-		if lockFile != nil {
-			lockFile.Close()
-		}
+		_ = unlock(lockFile)
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
 	return s, nil
@@ -150,9 +148,7 @@ func open(ctx context.Context, cfg Config, lockFile *os.File) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
-		if s.lock != nil {
-			s.closeErr = errors.Join(s.closeErr, s.lock.Close())
-		}
+		s.closeErr = errors.Join(s.closeErr, unlock(s.lock))
 	})
 	return s.closeErr
 }
