@@ -17,10 +17,7 @@ import (
 func TestCloseUnlocksSharedFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "accounts.db")
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Keyring: storetest.Keyring(t, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path, storetest.Keyring(t, 1))
 	rc, err := sqlite.LockFile(s).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
